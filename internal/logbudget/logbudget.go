@@ -1,0 +1,229 @@
+// Package logbudget implements the blastradius log budget: a slog.Handler
+// wrapper that passes at most Limit records per key per Interval and, once an
+// interval that suppressed records has ended, writes one summary record with
+// the suppressed count. It starts no goroutine: intervals roll over lazily
+// when records arrive, and Flush writes any pending summaries on demand.
+//
+// edge re-exports it as the public edge.LogBudget; compat and rollout use it
+// for their own per-request logging.
+package logbudget
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// SummaryMessage is the message of the summary record written for a key
+// whose interval suppressed records.
+const SummaryMessage = "log budget: records suppressed"
+
+// OverflowKey is the key that records are counted under once MaxKeys
+// distinct keys are live, so arbitrary keys cannot grow memory without bound.
+const OverflowKey = "\x00overflow"
+
+// Options configures a Handler. Zero values take the defaults.
+type Options struct {
+	// Limit is the number of records passed per key per interval. Default 10.
+	Limit int
+	// Interval is the budget window. Default 1 minute.
+	Interval time.Duration
+	// KeyAttr names the attribute whose value joins the message to form the
+	// key (for example "reason"). Empty means the message alone.
+	KeyAttr string
+	// MaxKeys bounds the number of distinct live keys. Default 1024.
+	MaxKeys int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// OnSuppress is called (outside the lock) with 1 for every suppressed record.
+	OnSuppress func(ctx context.Context)
+}
+
+type entry struct {
+	start      time.Time
+	passed     int
+	suppressed int
+	msg        string
+	keyVal     string
+	level      slog.Level
+}
+
+type state struct {
+	opts Options
+	mu   sync.Mutex
+	keys map[string]*entry
+	next time.Time // earliest time a sweep may find an ended interval
+}
+
+// Handler is the log-budget slog.Handler. It is safe for concurrent use, and
+// handlers derived with WithAttrs or WithGroup share one budget.
+type Handler struct {
+	next   slog.Handler
+	st     *state
+	keyVal string // value of KeyAttr bound through WithAttrs, if any
+	group  bool   // attributes after WithGroup are not top level
+}
+
+// New wraps next in a log budget.
+func New(next slog.Handler, o Options) *Handler {
+	if o.Limit <= 0 {
+		o.Limit = 10
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Minute
+	}
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = 1024
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Handler{next: next, st: &state{opts: o, keys: make(map[string]*entry)}}
+}
+
+// Enabled reports whether the wrapped handler handles level.
+func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+
+// WithAttrs returns a handler that shares this budget and adds attrs.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(attrs)
+	if !h.group && h.st.opts.KeyAttr != "" {
+		for _, a := range attrs {
+			if a.Key == h.st.opts.KeyAttr {
+				c.keyVal = a.Value.Resolve().String()
+			}
+		}
+	}
+	return &c
+}
+
+// WithGroup returns a handler that shares this budget and opens group name.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	c := *h
+	c.next = h.next.WithGroup(name)
+	c.group = true
+	return &c
+}
+
+func (h *Handler) keyValue(r slog.Record) string {
+	kv := h.keyVal
+	if h.st.opts.KeyAttr == "" || h.group {
+		return kv
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == h.st.opts.KeyAttr {
+			kv = a.Value.Resolve().String()
+			return false
+		}
+		return true
+	})
+	return kv
+}
+
+type summary struct {
+	msg, keyVal string
+	level       slog.Level
+	suppressed  int
+	since       time.Time
+}
+
+// Handle passes r to the wrapped handler if its key is within budget, and
+// first writes summaries for any ended interval that suppressed records.
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	st := h.st
+	kv := h.keyValue(r)
+	key := r.Message + "\x00" + kv
+	now := st.opts.Now()
+
+	st.mu.Lock()
+	sums := st.sweepLocked(now, nil)
+	e, ok := st.keys[key]
+	if !ok {
+		if len(st.keys) >= st.opts.MaxKeys {
+			key = OverflowKey
+			e = st.keys[key]
+		}
+		if e == nil {
+			e = &entry{start: now, msg: r.Message, keyVal: kv, level: r.Level}
+			if key == OverflowKey {
+				e.msg, e.keyVal = "log budget: key overflow", ""
+			}
+			st.keys[key] = e
+			if end := now.Add(st.opts.Interval); st.next.IsZero() || end.Before(st.next) {
+				st.next = end
+			}
+		}
+	}
+	pass := e.passed < st.opts.Limit
+	if pass {
+		e.passed++
+	} else {
+		e.suppressed++
+	}
+	st.mu.Unlock()
+
+	h.writeSummaries(ctx, sums)
+	if !pass {
+		if st.opts.OnSuppress != nil {
+			st.opts.OnSuppress(ctx)
+		}
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+// sweepLocked ends every interval that has passed, collecting summaries for
+// those that suppressed records and forgetting idle keys.
+func (st *state) sweepLocked(now time.Time, sums []summary) []summary {
+	if st.next.IsZero() || now.Before(st.next) {
+		return sums
+	}
+	st.next = time.Time{}
+	for k, e := range st.keys {
+		end := e.start.Add(st.opts.Interval)
+		if now.Before(end) {
+			if st.next.IsZero() || end.Before(st.next) {
+				st.next = end
+			}
+			continue
+		}
+		if e.suppressed > 0 {
+			sums = append(sums, summary{msg: e.msg, keyVal: e.keyVal, level: e.level, suppressed: e.suppressed, since: e.start})
+		}
+		delete(st.keys, k)
+	}
+	return sums
+}
+
+func (h *Handler) writeSummaries(ctx context.Context, sums []summary) {
+	for _, s := range sums {
+		r := slog.NewRecord(h.st.opts.Now(), s.level, SummaryMessage, 0)
+		r.AddAttrs(slog.String("message", s.msg), slog.Int("suppressed", s.suppressed), slog.Time("since", s.since))
+		if h.st.opts.KeyAttr != "" && s.keyVal != "" {
+			r.AddAttrs(slog.String(h.st.opts.KeyAttr, s.keyVal))
+		}
+		_ = h.next.Handle(ctx, r)
+	}
+}
+
+// Flush writes a summary for every key that has suppressed records in its
+// current interval, even if that interval has not ended, and resets those
+// keys. Call it on shutdown so that no suppressed count is lost.
+func (h *Handler) Flush(ctx context.Context) {
+	st := h.st
+	st.mu.Lock()
+	var sums []summary
+	for k, e := range st.keys {
+		if e.suppressed > 0 {
+			sums = append(sums, summary{msg: e.msg, keyVal: e.keyVal, level: e.level, suppressed: e.suppressed, since: e.start})
+			delete(st.keys, k)
+		}
+	}
+	st.mu.Unlock()
+	h.writeSummaries(ctx, sums)
+}
