@@ -1,0 +1,300 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/blastradius/blastradius/internal/telemetry"
+)
+
+// ErrOpen is returned, without calling fn, when the breaker is open or its
+// half-open probes are all in flight.
+var ErrOpen = errors.New("breaker: open")
+
+// ErrInvalidConfig is wrapped by every configuration error, from New and from
+// calls given invalid arguments such as a nil fn.
+var ErrInvalidConfig = errors.New("breaker: invalid config")
+
+// State is the state of a Breaker.
+type State int
+
+// The states of a Breaker. The values match the blastradius.breaker.state gauge.
+const (
+	Closed   State = State(gobreaker.StateClosed)
+	HalfOpen State = State(gobreaker.StateHalfOpen)
+	Open     State = State(gobreaker.StateOpen)
+)
+
+// String returns "closed", "half-open" or "open".
+func (s State) String() string { return gobreaker.State(s).String() }
+
+// Outcome is how a call's error counts towards the breaker.
+type Outcome int
+
+// The outcomes a Classifier can return.
+const (
+	// Success counts towards closing the breaker.
+	Success Outcome = iota
+	// Failure counts towards tripping it.
+	Failure
+	// Excluded counts as neither: the call says nothing about the dependency.
+	Excluded
+)
+
+// String returns "success", "failure" or "excluded".
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Excluded:
+		return "excluded"
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Classifier decides how a non-nil error counts. ctx is the caller's context,
+// so a classifier can tell the caller giving up from the dependency failing.
+type Classifier func(ctx context.Context, err error) Outcome
+
+// DefaultClassifier is the classification used without WithClassifier:
+// context.Canceled and context.DeadlineExceeded are Excluded when the
+// caller's own ctx is done with that error, and every other error is a
+// Failure.
+func DefaultClassifier(ctx context.Context, err error) Outcome {
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		return Excluded
+	}
+	return Failure
+}
+
+// metric outcome indices, including those that never reach gobreaker.
+const (
+	outSuccess = iota
+	outFailure
+	outExcluded
+	outRejected
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"success", "failure", "excluded", "rejected"}
+
+// sentinels handed to gobreaker so its counters follow our classification.
+var (
+	errCountFailure  = errors.New("breaker: counted failure")
+	errCountExcluded = errors.New("breaker: counted excluded")
+)
+
+type transition struct{ from, to State }
+
+// Breaker is a circuit breaker built on gobreaker. It is safe for concurrent
+// use. Create one with New.
+type Breaker struct {
+	name     string
+	cb       *gobreaker.CircuitBreaker[struct{}]
+	classify Classifier
+	onChange func(name string, from, to State)
+	logger   *slog.Logger
+
+	calls     metric.Int64Counter
+	callOpts  [numOutcomes][]metric.AddOption
+	trans     metric.Int64Counter
+	transAttr attribute.KeyValue
+
+	// Transitions are queued under gobreaker's lock and dispatched after it
+	// is released, so callbacks may call State.
+	pendingN  atomic.Int32
+	pendingMu sync.Mutex
+	pending   []transition
+	dispatch  sync.Mutex
+}
+
+// New returns a Breaker named name. Options are validated; an invalid one
+// yields an error wrapping ErrInvalidConfig.
+func New(name string, opts ...Option) (*Breaker, error) {
+	c := defaults()
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	if err := c.validate(name); err != nil {
+		return nil, err
+	}
+	b := &Breaker{
+		name:     name,
+		classify: c.classifier,
+		onChange: c.onChange,
+		logger:   c.logger,
+	}
+	if b.logger == nil {
+		b.logger = slog.Default()
+	}
+	st := gobreaker.Settings{
+		Name:          name,
+		MaxRequests:   c.probes,
+		Timeout:       c.openDuration,
+		ReadyToTrip:   c.readyToTrip(),
+		OnStateChange: b.enqueue,
+		IsSuccessful:  func(err error) bool { return err == nil },
+		IsExcluded:    func(err error) bool { return err == errCountExcluded },
+	}
+	if c.ratio > 0 {
+		st.Interval = c.window
+		st.BucketPeriod = c.bucket
+	}
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](st)
+	b.instrument(c.meterProvider)
+	return b, nil
+}
+
+func (b *Breaker) instrument(mp metric.MeterProvider) {
+	m := telemetry.Meter(mp, "breaker")
+	b.calls = telemetry.Counter(m, "blastradius.breaker.calls", "Calls through a breaker, by outcome.", "{call}")
+	b.trans = telemetry.Counter(m, "blastradius.breaker.transitions", "Breaker state transitions.", "{transition}")
+	b.transAttr = attribute.String("breaker.name", b.name)
+	for i, n := range outcomeNames {
+		b.callOpts[i] = telemetry.AddOpts(b.transAttr, attribute.String("outcome", n))
+	}
+	gauge, err := m.Int64ObservableGauge("blastradius.breaker.state",
+		metric.WithDescription("Breaker state: 0 closed, 1 half-open, 2 open."), metric.WithUnit("{state}"))
+	if err != nil {
+		otel.Handle(err)
+		return
+	}
+	obs := telemetry.ObserveOpts(b.transAttr)
+	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(gauge, int64(b.State()), obs...)
+		return nil
+	}, gauge); err != nil {
+		otel.Handle(err)
+	}
+}
+
+// Name returns the breaker's name.
+func (b *Breaker) Name() string { return b.name }
+
+// State returns the breaker's current state. Reading the state may move an
+// open breaker whose open duration has passed to half-open, as in gobreaker;
+// the resulting transition is reported after the lock is released.
+func (b *Breaker) State() State {
+	s := State(b.cb.State())
+	b.flush()
+	return s
+}
+
+// Do calls fn through the breaker. It returns ErrOpen without calling fn when
+// the breaker rejects the call, and fn's error otherwise. A panic in fn is
+// counted as a failure and re-panicked.
+func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
+	if fn == nil {
+		return fmt.Errorf("%w: nil fn", ErrInvalidConfig)
+	}
+	return b.attempt(ctx, fn)
+}
+
+// Call is the generic form of Do: it calls fn through b and returns its value.
+// On rejection it returns the zero T and ErrOpen.
+func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
+	var v T
+	if fn == nil {
+		return v, fmt.Errorf("%w: nil fn", ErrInvalidConfig)
+	}
+	err := b.attempt(ctx, func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	})
+	return v, err
+}
+
+// attempt makes one call through gobreaker and records its outcome.
+func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) error {
+	var err error
+	out := outFailure // stays so if fn panics
+	finished := false
+	defer func() {
+		if !finished { // fn panicked; gobreaker counted a failure and re-panics
+			b.record(ctx, outFailure)
+		}
+	}()
+	_, gerr := b.cb.Execute(func() (struct{}, error) {
+		err = fn(ctx)
+		if err == nil {
+			out = outSuccess
+			return struct{}{}, nil
+		}
+		switch b.classify(ctx, err) {
+		case Success:
+			out = outSuccess
+			return struct{}{}, nil
+		case Excluded:
+			out = outExcluded
+			return struct{}{}, errCountExcluded
+		}
+		return struct{}{}, errCountFailure
+	})
+	finished = true
+	if gerr == gobreaker.ErrOpenState || gerr == gobreaker.ErrTooManyRequests {
+		b.record(ctx, outRejected)
+		return ErrOpen
+	}
+	b.record(ctx, out)
+	return err
+}
+
+func (b *Breaker) record(ctx context.Context, out int) {
+	b.calls.Add(ctx, 1, b.callOpts[out]...)
+	if b.pendingN.Load() != 0 {
+		b.flush()
+	}
+}
+
+// enqueue is gobreaker's OnStateChange; it runs under gobreaker's lock and
+// only queues the transition.
+func (b *Breaker) enqueue(_ string, from, to gobreaker.State) {
+	b.pendingMu.Lock()
+	b.pending = append(b.pending, transition{State(from), State(to)})
+	b.pendingN.Add(1)
+	b.pendingMu.Unlock()
+}
+
+// flush dispatches queued transitions in order, outside gobreaker's lock.
+// One goroutine dispatches at a time; a callback that re-enters (for example
+// through State) returns at once and its transitions are picked up by the
+// loop of the goroutine already dispatching.
+func (b *Breaker) flush() {
+	for b.pendingN.Load() != 0 {
+		if !b.dispatch.TryLock() {
+			return
+		}
+		b.pendingMu.Lock()
+		batch := b.pending
+		b.pending = nil
+		b.pendingN.Store(0)
+		b.pendingMu.Unlock()
+		for _, t := range batch {
+			b.report(t)
+		}
+		b.dispatch.Unlock()
+	}
+}
+
+func (b *Breaker) report(t transition) {
+	ctx := context.Background()
+	b.trans.Add(ctx, 1, metric.WithAttributes(b.transAttr,
+		attribute.String("from", t.from.String()), attribute.String("to", t.to.String())))
+	b.logger.LogAttrs(ctx, slog.LevelWarn, "breaker: state change",
+		slog.String("breaker", b.name), slog.String("from", t.from.String()), slog.String("to", t.to.String()))
+	if b.onChange != nil {
+		b.onChange(b.name, t.from, t.to)
+	}
+}
