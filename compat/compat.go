@@ -1,0 +1,336 @@
+package compat
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/blastradius/blastradius/internal/logbudget"
+	"github.com/blastradius/blastradius/internal/telemetry"
+)
+
+// Version is one version of a format that is still in circulation.
+type Version[T any] struct {
+	// Name identifies the version in Results, errors, metrics and logs. It
+	// must be non-empty and unique within a Decoder.
+	Name string
+	// Match, if set, reports whether data looks like this version. Versions
+	// with a Match are tried only when it returns true, and before the
+	// versions without one. It must be cheap and must not modify or retain
+	// data.
+	Match func(data []byte) bool
+	// Decode parses data into the current type T; use Then to compose a
+	// decoder for an older type with upgrade steps. It is required. It must
+	// not modify data, nor retain it or any sub-slice of it after it returns.
+	Decode func(data []byte) (T, error)
+	// Sunset, if not zero, is when this version is retired. From then on a
+	// decode by this version is reported as past its sunset, and refused if
+	// the decoder was built WithRejectAfterSunset.
+	Sunset time.Time
+}
+
+// Result describes how Decode decoded its input.
+type Result struct {
+	// Version is the name of the version that decoded the input. On failure
+	// it is empty, unless a version decoded the input but was refused
+	// because it is past its sunset: then it names that version.
+	Version string
+	// Fallback is true when the version that decoded the input was not
+	// positively identified first: either it has no Match (so it was tried
+	// after every matching version), or an earlier candidate was tried and
+	// failed. A decode by the first candidate, claimed by its Match, is not
+	// a fallback.
+	Fallback bool
+	// PastSunset is true when Version has a Sunset and the clock was at or
+	// after it.
+	PastSunset bool
+}
+
+// Result values of the compat.decodes metric, indexed by outcome.
+const (
+	resOK = iota
+	resFallback
+	resPastSunset
+	numVersionResults
+)
+
+var resultNames = [numVersionResults]string{"ok", "fallback", "past_sunset"}
+
+type version[T any] struct {
+	Version[T]
+	hasSunset bool
+	opts      [numVersionResults][]metric.AddOption
+	counts    [numVersionResults]atomic.Uint64
+	lastSeen  atomic.Int64 // unix nanoseconds; only for versions with a Sunset
+}
+
+// Decoder decodes every registered version of a format into T. It is safe
+// for concurrent use.
+type Decoder[T any] struct {
+	name    string
+	maxSize int
+	reject  bool
+	now     func() time.Time
+	log     *slog.Logger
+	decodes metric.Int64Counter
+
+	all     []*version[T] // in the order given
+	matched []*version[T] // versions with a Match, in the order given
+	rest    []*version[T] // versions without a Match, in the order given
+
+	unrecognizedOpts, tooLargeOpts []metric.AddOption
+	unrecognized, tooLarge         atomic.Uint64
+}
+
+// New returns a Decoder for versions, which are tried as Decode describes.
+// It returns an error wrapping ErrInvalidConfig if there are no versions, a
+// version has an empty or duplicate name or a nil Decode, or an option is
+// invalid.
+func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
+	c := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if len(versions) == 0 {
+		c.invalid("no versions")
+	}
+	seen := make(map[string]bool, len(versions))
+	for i, v := range versions {
+		switch {
+		case v.Name == "":
+			c.invalid("version %d has no name", i)
+		case seen[v.Name]:
+			c.invalid("duplicate version name %q", v.Name)
+		}
+		seen[v.Name] = true
+		if v.Decode == nil {
+			c.invalid("version %q has a nil Decode", v.Name)
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+
+	if c.name == "" {
+		c.name = reflect.TypeFor[T]().String()
+	}
+	base := c.logger
+	if base == nil {
+		base = slog.Default()
+	}
+	d := &Decoder[T]{
+		name:    c.name,
+		maxSize: c.maxSize,
+		reject:  c.reject,
+		now:     c.now,
+		log: slog.New(logbudget.New(base.Handler(), logbudget.Options{
+			Limit:    c.logLimit,
+			Interval: c.logInterval,
+			KeyAttr:  attrVersion,
+			Now:      c.now,
+		})),
+		decodes: telemetry.Counter(telemetry.Meter(c.mp, "compat"), "blastradius.compat.decodes",
+			"Inputs decoded, by decoder, version and result.", "{decode}"),
+	}
+	dec := attribute.String(attrDecoder, d.name)
+	d.unrecognizedOpts = telemetry.AddOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "unrecognized"))
+	d.tooLargeOpts = telemetry.AddOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "too_large"))
+	for _, v := range versions {
+		iv := &version[T]{Version: v, hasSunset: !v.Sunset.IsZero()}
+		for r, name := range resultNames {
+			iv.opts[r] = telemetry.AddOpts(dec, attribute.String(attrVersion, v.Name), attribute.String(attrResult, name))
+		}
+		d.all = append(d.all, iv)
+		if v.Match != nil {
+			d.matched = append(d.matched, iv)
+		} else {
+			d.rest = append(d.rest, iv)
+		}
+	}
+	return d, nil
+}
+
+// Attribute keys of the compat.decodes metric and of log records.
+const (
+	attrDecoder = "compat.decoder"
+	attrVersion = "compat.version"
+	attrResult  = "result"
+)
+
+// Decode decodes data with the first version that accepts it.
+//
+// Input longer than the size cap (WithMaxSize) is refused with an error
+// matching ErrTooLarge before anything else runs. Then the versions with a
+// Match are considered in the order given; each whose Match returns true is
+// tried. A version whose Match returns false is never tried. Then the
+// versions without a Match are tried, in the order given. The first Decode
+// that succeeds wins, unless its version is past its sunset on a decoder
+// built WithRejectAfterSunset: then that attempt fails with ErrSunset and
+// the next candidate is tried.
+//
+// On failure Decode returns an *Error that matches ErrUnrecognized and lists
+// each attempt. Decoding is CPU work; ctx is used to record metrics and
+// logs, and Decode checks it between attempts (not before the first one):
+// if it is done, Decode stops with an *Error whose Cause is ctx.Err().
+//
+// A successful decode by a version without a Sunset allocates nothing
+// beyond what its Decode allocates.
+func (d *Decoder[T]) Decode(ctx context.Context, data []byte) (T, Result, error) {
+	var zero T
+	if len(data) > d.maxSize {
+		d.tooLarge.Add(1)
+		d.decodes.Add(ctx, 1, d.tooLargeOpts...)
+		return zero, Result{}, &Error{Decoder: d.name, Size: len(data), Limit: d.maxSize, tooLarge: true}
+	}
+
+	var buf [4]Attempt
+	attempts := buf[:0]
+	var refused *version[T]
+	var cause error
+phases:
+	for phase := 0; phase < 2; phase++ {
+		list := d.matched
+		if phase == 1 {
+			list = d.rest
+		}
+		for _, v := range list {
+			if phase == 0 && !v.Match(data) {
+				continue
+			}
+			if len(attempts) > 0 {
+				if err := ctx.Err(); err != nil {
+					cause = err
+					break phases
+				}
+			}
+			out, err := v.Decode(data)
+			if err != nil {
+				attempts = append(attempts, Attempt{Version: v.Name, Err: err})
+				continue
+			}
+			past := false
+			if v.hasSunset {
+				now := d.now()
+				v.lastSeen.Store(now.UnixNano())
+				past = !now.Before(v.Sunset)
+			}
+			if past && d.reject {
+				if refused == nil {
+					refused = v
+				}
+				v.counts[resPastSunset].Add(1)
+				d.decodes.Add(ctx, 1, v.opts[resPastSunset]...)
+				attempts = append(attempts, Attempt{Version: v.Name, Err: ErrSunset})
+				continue
+			}
+			res := Result{Version: v.Name, Fallback: phase == 1 || len(attempts) > 0, PastSunset: past}
+			r := resOK
+			switch {
+			case past:
+				r = resPastSunset
+				d.logPastSunset(ctx, v)
+			case res.Fallback:
+				r = resFallback
+			}
+			v.counts[r].Add(1)
+			d.decodes.Add(ctx, 1, v.opts[r]...)
+			return out, res, nil
+		}
+	}
+
+	e := &Error{Decoder: d.name, Size: len(data), Cause: cause}
+	if len(attempts) > 0 {
+		e.Attempts = append([]Attempt(nil), attempts...)
+	}
+	if refused != nil {
+		// Counted as past_sunset when it was refused.
+		return zero, Result{Version: refused.Name, PastSunset: true}, e
+	}
+	d.unrecognized.Add(1)
+	d.decodes.Add(ctx, 1, d.unrecognizedOpts...)
+	return zero, Result{}, e
+}
+
+func (d *Decoder[T]) logPastSunset(ctx context.Context, v *version[T]) {
+	d.log.LogAttrs(ctx, slog.LevelWarn, "compat: version past sunset accepted",
+		slog.String(attrDecoder, d.name),
+		slog.String(attrVersion, v.Name),
+		slog.Time("sunset", v.Sunset))
+}
+
+// Verify decodes token, with the signature edge.Auth expects of a verifier:
+// edge.Auth(dec.Verify). It passes the token's bytes to the versions without
+// copying them, which is why Match and Decode funcs must neither modify nor
+// retain their input. Errors are Decode's.
+func (d *Decoder[T]) Verify(ctx context.Context, token string) (T, error) {
+	v, _, err := d.Decode(ctx, unsafe.Slice(unsafe.StringData(token), len(token)))
+	return v, err
+}
+
+// Name returns the decoder's name (see WithName).
+func (d *Decoder[T]) Name() string { return d.name }
+
+// VersionStats counts one version's decodes since New. The counts mirror
+// the blastradius.compat.decodes metric.
+type VersionStats struct {
+	// Name is the version's name.
+	Name string
+	// OK counts decodes that were neither fallbacks nor past the sunset.
+	OK uint64
+	// Fallback counts decodes that were fallbacks (see Result.Fallback) and
+	// not past the sunset.
+	Fallback uint64
+	// PastSunset counts decodes at or after the version's sunset: accepted,
+	// or refused if the decoder was built WithRejectAfterSunset.
+	PastSunset uint64
+	// LastSeen is when this version last decoded an input. It is tracked
+	// only for versions with a Sunset (whose decodes read the clock anyway)
+	// and is zero otherwise, or if there has been no decode.
+	LastSeen time.Time
+}
+
+// Total is the number of inputs this version decoded.
+func (s VersionStats) Total() uint64 { return s.OK + s.Fallback + s.PastSunset }
+
+// Stats is a snapshot of a decoder's counts since New, readable without
+// OpenTelemetry: watch a version's Total and LastSeen to know when its last
+// input died and its parser can be retired.
+type Stats struct {
+	// Versions has one entry per version, in the order given to New.
+	Versions []VersionStats
+	// Unrecognized counts inputs that no version accepted.
+	Unrecognized uint64
+	// TooLarge counts inputs over the size cap.
+	TooLarge uint64
+}
+
+// Stats returns a snapshot of the decoder's counts. The counts are read one
+// at a time, not as one atomic snapshot.
+func (d *Decoder[T]) Stats() Stats {
+	s := Stats{
+		Versions:     make([]VersionStats, len(d.all)),
+		Unrecognized: d.unrecognized.Load(),
+		TooLarge:     d.tooLarge.Load(),
+	}
+	for i, v := range d.all {
+		vs := VersionStats{
+			Name:       v.Name,
+			OK:         v.counts[resOK].Load(),
+			Fallback:   v.counts[resFallback].Load(),
+			PastSunset: v.counts[resPastSunset].Load(),
+		}
+		if ns := v.lastSeen.Load(); ns != 0 {
+			vs.LastSeen = time.Unix(0, ns)
+		}
+		s.Versions[i] = vs
+	}
+	return s
+}

@@ -1,0 +1,116 @@
+package compat
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+var (
+	// ErrInvalidConfig is wrapped by every error New returns.
+	ErrInvalidConfig = errors.New("compat: invalid config")
+	// ErrTooLarge is matched by the error Decode returns when the input is
+	// longer than the size cap (see WithMaxSize); no version ran.
+	ErrTooLarge = errors.New("compat: too large")
+	// ErrUnrecognized is matched by the error Decode returns when no version
+	// accepted the input.
+	ErrUnrecognized = errors.New("compat: unrecognized")
+	// ErrSunset is the error of an attempt whose version decoded the input
+	// but is past its sunset, on a decoder built WithRejectAfterSunset. The
+	// *Error that Decode returns then matches both ErrSunset and
+	// ErrUnrecognized.
+	ErrSunset = errors.New("compat: version past sunset")
+)
+
+// Attempt is one version tried by Decode, and the error it failed with.
+type Attempt struct {
+	// Version is the version's name.
+	Version string
+	// Err is the error its Decode returned, or ErrSunset if it decoded the
+	// input but was refused because it is past its sunset.
+	Err error
+}
+
+// Error is the error Decode returns. It matches ErrTooLarge when the input
+// was over the size cap, and ErrUnrecognized otherwise. Through Unwrap it
+// also matches each attempt's error (for example a verifier's "expired"
+// sentinel, or ErrSunset) and, if ctx was done between attempts, ctx.Err().
+type Error struct {
+	// Decoder is the decoder's name (see WithName).
+	Decoder string
+	// Size is the length of the input in bytes.
+	Size int
+	// Limit is the size cap; it is set only when the input was too large.
+	Limit int
+	// Attempts lists, in order, every version that was tried. It is empty
+	// when the input was too large or no version could be tried.
+	Attempts []Attempt
+	// Cause is ctx.Err() if ctx was done between attempts, otherwise nil.
+	Cause error
+
+	tooLarge bool
+}
+
+// Error describes the failure and every attempt.
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.tooLarge {
+		b.WriteString("compat: too large: ")
+		b.WriteString(strconv.Itoa(e.Size))
+		b.WriteString(" bytes, limit ")
+		b.WriteString(strconv.Itoa(e.Limit))
+		b.WriteString(" (decoder ")
+		b.WriteString(e.Decoder)
+		b.WriteString(")")
+		return b.String()
+	}
+	b.WriteString("compat: unrecognized (decoder ")
+	b.WriteString(e.Decoder)
+	b.WriteString(")")
+	if len(e.Attempts) == 0 {
+		b.WriteString(": no version matched")
+	}
+	for i, a := range e.Attempts {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(a.Version)
+		b.WriteString(": ")
+		if a.Err != nil {
+			b.WriteString(a.Err.Error())
+		} else {
+			b.WriteString("<nil>")
+		}
+	}
+	if e.Cause != nil {
+		b.WriteString("; stopped: ")
+		b.WriteString(e.Cause.Error())
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrTooLarge (for an input over the cap) or
+// ErrUnrecognized (for any other failure).
+func (e *Error) Is(target error) bool {
+	if e.tooLarge {
+		return target == ErrTooLarge
+	}
+	return target == ErrUnrecognized
+}
+
+// Unwrap returns the attempts' errors and Cause, so errors.Is and errors.As
+// see through to them.
+func (e *Error) Unwrap() []error {
+	errs := make([]error, 0, len(e.Attempts)+1)
+	for _, a := range e.Attempts {
+		if a.Err != nil {
+			errs = append(errs, a.Err)
+		}
+	}
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
+}
