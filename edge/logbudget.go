@@ -1,0 +1,134 @@
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/blastradius/blastradius/internal/logbudget"
+	"github.com/blastradius/blastradius/internal/telemetry"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// SummaryMessage is the message of the summary record a LogBudget writes for
+// a key whose interval suppressed records. The record carries the attributes
+// "message" (the suppressed records' message), "suppressed" (their count),
+// "since" (the interval start) and the key attribute, if one is set.
+const SummaryMessage = logbudget.SummaryMessage
+
+// LogBudget is a slog.Handler wrapper that passes at most a limit of records
+// per key per interval to the handler it wraps. The key is the record's
+// message plus the value of a chosen attribute (for example "reason"), so
+// "auth failed, reason=expired" and "auth failed, reason=panic" have budgets
+// of their own.
+//
+// When an interval that suppressed records has ended, the LogBudget writes one
+// summary record (SummaryMessage) with the suppressed count. It starts no
+// goroutine: the summary is written lazily, by the next record handled after
+// the interval ends (whatever its key), or by Flush. Call Flush on shutdown
+// so that no suppressed count is lost.
+//
+// A LogBudget is safe for concurrent use; handlers derived with WithAttrs and
+// WithGroup share its budget. At most 1024 distinct keys are tracked per
+// interval; records with further keys share one overflow budget.
+type LogBudget struct {
+	h   *logbudget.Handler
+	now func() time.Time
+}
+
+// LogBudgetOption configures NewLogBudget.
+type LogBudgetOption interface {
+	applyBudget(*budgetConfig)
+}
+
+type budgetConfig struct {
+	common
+	o logbudget.Options
+}
+
+type budgetOption func(*budgetConfig)
+
+func (o budgetOption) applyBudget(c *budgetConfig) { o(c) }
+
+// WithLogLimit sets the number of records passed per key per interval.
+// Default 10.
+func WithLogLimit(n int) LogBudgetOption {
+	return budgetOption(func(c *budgetConfig) {
+		if n <= 0 {
+			invalid("log limit %d <= 0", n)
+			return
+		}
+		c.o.Limit = n
+	})
+}
+
+// WithLogInterval sets the budget interval. Default one minute.
+func WithLogInterval(d time.Duration) LogBudgetOption {
+	return budgetOption(func(c *budgetConfig) {
+		if d <= 0 {
+			invalid("log interval %v <= 0", d)
+			return
+		}
+		c.o.Interval = d
+	})
+}
+
+// WithLogKeyAttr names the attribute whose value joins the message to form
+// the budget key, for example "reason". Default none: the message alone.
+func WithLogKeyAttr(name string) LogBudgetOption {
+	return budgetOption(func(c *budgetConfig) { c.o.KeyAttr = name })
+}
+
+// NewLogBudget wraps next in a log budget. The counter
+// blastradius.edge.log.suppressed counts the records it suppresses.
+func NewLogBudget(next slog.Handler, opts ...LogBudgetOption) *LogBudget {
+	var c budgetConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyBudget(&c)
+		}
+	}
+	c.o.Now = c.now
+	suppressed := telemetry.Counter(telemetry.Meter(c.mp, "edge"), "blastradius.edge.log.suppressed",
+		"Log records suppressed by a log budget.", "{record}")
+	none := []metric.AddOption{}
+	c.o.OnSuppress = func(ctx context.Context) { suppressed.Add(ctx, 1, none...) }
+	now := c.now
+	if now == nil {
+		now = time.Now
+	}
+	return &LogBudget{h: logbudget.New(next, c.o), now: now}
+}
+
+// Enabled reports whether the wrapped handler handles records at level l.
+func (b *LogBudget) Enabled(ctx context.Context, l slog.Level) bool { return b.h.Enabled(ctx, l) }
+
+// Handle passes r to the wrapped handler if its key is within budget. It first
+// writes the summaries of any ended interval that suppressed records.
+func (b *LogBudget) Handle(ctx context.Context, r slog.Record) error { return b.h.Handle(ctx, r) }
+
+// WithAttrs returns a LogBudget that shares this budget and adds attrs.
+func (b *LogBudget) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &LogBudget{h: b.h.WithAttrs(attrs).(*logbudget.Handler), now: b.now}
+}
+
+// WithGroup returns a LogBudget that shares this budget and opens group name.
+func (b *LogBudget) WithGroup(name string) slog.Handler {
+	return &LogBudget{h: b.h.WithGroup(name).(*logbudget.Handler), now: b.now}
+}
+
+// Flush writes a summary for every key that has suppressed records in its
+// current interval, even if the interval has not ended, and resets those
+// keys.
+func (b *LogBudget) Flush(ctx context.Context) { b.h.Flush(ctx) }
+
+// log writes one record through the budget without the cost of
+// slog.Logger (no caller lookup). It is the path every middleware uses.
+func (b *LogBudget) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	if !b.h.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(b.now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = b.h.Handle(ctx, r)
+}

@@ -1,0 +1,245 @@
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/blastradius/blastradius/internal/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
+)
+
+// ShedOption configures Shed.
+type ShedOption interface {
+	applyShed(*shedConfig)
+}
+
+type shedConfig struct {
+	common
+	maxInFlight int
+	queueDepth  int
+	queueWait   time.Duration
+	limit       rate.Limit
+	burst       int
+	bypass      func(*http.Request) bool
+	retryAfter  time.Duration
+}
+
+type shedOption func(*shedConfig)
+
+func (o shedOption) applyShed(c *shedConfig) { o(c) }
+
+// WithMaxInFlight caps the requests Shed lets run at once. A request over
+// the cap waits in the queue (WithQueue) or gets a 503. Default no cap.
+func WithMaxInFlight(n int) ShedOption {
+	return shedOption(func(c *shedConfig) {
+		if n <= 0 {
+			invalid("max in flight %d <= 0", n)
+			return
+		}
+		c.maxInFlight = n
+	})
+}
+
+// WithQueue lets up to depth requests over the in-flight cap wait up to wait
+// for a slot, after which they get a 503. Default no queue.
+func WithQueue(depth int, wait time.Duration) ShedOption {
+	return shedOption(func(c *shedConfig) {
+		if depth <= 0 || wait <= 0 {
+			invalid("queue depth %d, wait %v: both must be > 0", depth, wait)
+			return
+		}
+		c.queueDepth, c.queueWait = depth, wait
+	})
+}
+
+// WithRate enforces a token-bucket rate of limit requests per second with the
+// given burst (golang.org/x/time/rate). A request over the rate gets a 429
+// whose Retry-After is the limiter's delay for one token, rounded up to whole
+// seconds. Default no rate limit.
+func WithRate(limit rate.Limit, burst int) ShedOption {
+	return shedOption(func(c *shedConfig) {
+		if limit <= 0 || burst <= 0 {
+			invalid("rate %v, burst %d: both must be > 0", limit, burst)
+			return
+		}
+		c.limit, c.burst = limit, burst
+	})
+}
+
+// WithBypass lets requests for which fn returns true skip all shedding, for
+// example health checks.
+func WithBypass(fn func(*http.Request) bool) ShedOption {
+	return shedOption(func(c *shedConfig) { c.bypass = fn })
+}
+
+// WithRetryAfter sets the Retry-After of a 503, rounded up to whole seconds
+// (at least 1). Default 1 second.
+func WithRetryAfter(d time.Duration) ShedOption {
+	return shedOption(func(c *shedConfig) {
+		if d <= 0 {
+			invalid("retry after %v <= 0", d)
+			return
+		}
+		c.retryAfter = d
+	})
+}
+
+// ShedReason says why Shed refused a request.
+type ShedReason uint8
+
+// The shed reasons.
+const (
+	ShedConcurrency  ShedReason = iota // in-flight cap reached and no queue slot
+	ShedQueueTimeout                   // waited in the queue without getting a slot (or the client left)
+	ShedRate                           // over the token-bucket rate
+	numShedReasons
+)
+
+var shedNames = [numShedReasons]string{"concurrency", "queue_timeout", "rate"}
+
+// String returns "concurrency", "queue_timeout" or "rate".
+func (r ShedReason) String() string {
+	if r < numShedReasons {
+		return shedNames[r]
+	}
+	return "ShedReason(" + strconv.Itoa(int(r)) + ")"
+}
+
+type shedder struct {
+	cfg      shedConfig
+	now      func() time.Time
+	lim      *rate.Limiter
+	sem      chan struct{}
+	waiting  atomic.Int64
+	budget   *LogBudget
+	shed     metric.Int64Counter
+	addOpts  [numShedReasons][]metric.AddOption
+	retry503 []string
+	retry    [61][]string // Retry-After values 0..60 s, precomputed
+}
+
+// Shed returns middleware that sheds load instead of queueing it without
+// bound:
+//
+//   - WithRate: a token bucket; over the rate the answer is 429 with
+//     Retry-After (checked first, so a rate-limited request never takes an
+//     in-flight slot);
+//   - WithMaxInFlight: a cap on requests in flight; over it, a request waits
+//     in a bounded queue (WithQueue) or is answered 503 with Retry-After;
+//   - WithBypass: requests that skip both, such as health checks.
+//
+// Without any of these options Shed passes every request through. Refusals
+// are counted in blastradius.edge.shed by reason and logged through a log
+// budget at Warn.
+func Shed(opts ...ShedOption) Middleware {
+	s := &shedder{}
+	s.cfg.retryAfter = time.Second
+	for _, o := range opts {
+		if o != nil {
+			o.applyShed(&s.cfg)
+		}
+	}
+	s.now = s.cfg.now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.cfg.limit > 0 {
+		s.lim = rate.NewLimiter(s.cfg.limit, s.cfg.burst)
+	}
+	if s.cfg.maxInFlight > 0 {
+		s.sem = make(chan struct{}, s.cfg.maxInFlight)
+	}
+	s.budget = s.cfg.budgetFor()
+	s.shed = telemetry.Counter(telemetry.Meter(s.cfg.mp, "edge"), "blastradius.edge.shed",
+		"Requests refused by edge.Shed, by reason.", "{request}")
+	for r := range numShedReasons {
+		s.addOpts[r] = telemetry.AddOpts(attribute.String("reason", r.String()))
+	}
+	for i := range s.retry {
+		s.retry[i] = []string{strconv.Itoa(i)}
+	}
+	s.retry503 = s.retryAfter(s.cfg.retryAfter)
+	return s.wrap
+}
+
+// retryAfter returns the Retry-After value for d: whole seconds rounded up,
+// at least 1.
+func (s *shedder) retryAfter(d time.Duration) []string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	if secs < int64(len(s.retry)) {
+		return s.retry[secs]
+	}
+	return []string{strconv.FormatInt(secs, 10)}
+}
+
+func (s *shedder) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.bypass != nil && s.cfg.bypass(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.lim != nil {
+			now := s.now()
+			if !s.lim.AllowN(now, 1) {
+				d := s.cfg.retryAfter
+				if res := s.lim.ReserveN(now, 1); res.OK() {
+					d = res.DelayFrom(now)
+					res.CancelAt(now)
+				}
+				s.refuse(w, r, ShedRate, http.StatusTooManyRequests, s.retryAfter(d))
+				return
+			}
+		}
+		if s.sem != nil {
+			select {
+			case s.sem <- struct{}{}:
+			default:
+				if reason, ok := s.wait(r.Context()); !ok {
+					s.refuse(w, r, reason, http.StatusServiceUnavailable, s.retry503)
+					return
+				}
+			}
+			defer func() { <-s.sem }()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wait queues for an in-flight slot, if the queue has room.
+func (s *shedder) wait(ctx context.Context) (ShedReason, bool) {
+	if s.cfg.queueDepth == 0 {
+		return ShedConcurrency, false
+	}
+	if s.waiting.Add(1) > int64(s.cfg.queueDepth) {
+		s.waiting.Add(-1)
+		return ShedConcurrency, false
+	}
+	defer s.waiting.Add(-1)
+	t := time.NewTimer(s.cfg.queueWait)
+	defer t.Stop()
+	select {
+	case s.sem <- struct{}{}:
+		return 0, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return ShedQueueTimeout, false
+}
+
+func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason ShedReason, code int, retry []string) {
+	ctx := r.Context()
+	s.shed.Add(ctx, 1, s.addOpts[reason]...)
+	s.budget.log(ctx, slog.LevelWarn, "edge: request shed", slog.String("reason", reason.String()),
+		slog.String("path", r.URL.Path))
+	w.Header()["Retry-After"] = retry
+	w.WriteHeader(code)
+}
