@@ -1,0 +1,262 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ErrInvalidConfig is wrapped by every error that New, NewRegistry, Watch
+// and SetPercent return for an invalid option or value.
+var ErrInvalidConfig = errors.New("rollout: invalid config")
+
+// Option configures a Gate in New.
+type Option interface {
+	applyGate(*gateConfig) error
+}
+
+// RegistryOption configures a Registry in NewRegistry.
+type RegistryOption interface {
+	applyRegistry(*registryConfig) error
+}
+
+// SharedOption is an option that configures both a Gate and a Registry:
+// WithClock, WithLogger and WithMeterProvider.
+type SharedOption interface {
+	Option
+	RegistryOption
+}
+
+// Step is one step of a ramp schedule: the gate is held at Percent for at
+// least Hold before the schedule may promote it to the next step. The Hold
+// of the last step is ignored: the last step is where the ramp ends.
+type Step struct {
+	Percent float64
+	Hold    time.Duration
+}
+
+// PromotionCheck can veto a schedule promotion. It is called, without any
+// lock of the gate held, with the index of the step the schedule is about to
+// enter and the gate clock's time; it returns false and a reason to hold the
+// gate at its current step. The schedule asks again on the next evaluation.
+type PromotionCheck func(next int, now time.Time) (ok bool, reason string)
+
+// AllowPromotion calls f. It makes a PromotionCheck a promotion veto.
+func (f PromotionCheck) AllowPromotion(next int, now time.Time) (bool, string) {
+	return f(next, now)
+}
+
+// promotionVeto is the hook the schedule consults before every promotion.
+// PromotionCheck implements it; so does the guard of the automatic-rollback
+// issue, which a later option adds to gateConfig.vetoes.
+type promotionVeto interface {
+	AllowPromotion(next int, now time.Time) (ok bool, reason string)
+}
+
+// gateConfig holds every Gate option; defaults live in defaultGateConfig.
+type gateConfig struct {
+	salt       string
+	units      uint32
+	percentSet bool
+	schedule   []Step
+	now        func() time.Time
+	logger     *slog.Logger
+	mp         metric.MeterProvider
+	owner      string
+	expires    time.Time
+	vetoes     []promotionVeto
+	// onBuild runs at the end of New with the finished gate, so a component
+	// that an option created (the guard) can bind to its gate.
+	onBuild []func(*Gate)
+}
+
+type registryConfig struct {
+	now    func() time.Time
+	logger *slog.Logger
+	mp     metric.MeterProvider
+}
+
+type gateOption func(*gateConfig) error
+
+func (f gateOption) applyGate(c *gateConfig) error { return f(c) }
+
+type sharedOption struct {
+	gate func(*gateConfig) error
+	reg  func(*registryConfig) error
+}
+
+func (o sharedOption) applyGate(c *gateConfig) error         { return o.gate(c) }
+func (o sharedOption) applyRegistry(c *registryConfig) error { return o.reg(c) }
+
+// WithPercent sets the gate's initial percent, from 0 to 100 in steps of
+// 0.0001. The default is 0. It cannot be combined with WithSchedule, whose
+// first step sets the initial percent.
+func WithPercent(p float64) Option {
+	return gateOption(func(c *gateConfig) error {
+		u, err := percentUnits(p)
+		if err != nil {
+			return err
+		}
+		c.units, c.percentSet = u, true
+		return nil
+	})
+}
+
+// WithSalt sets the salt that joins the key in the hash. It defaults to the
+// gate's name. Gates with the same salt enable nested sets of keys; gates
+// with different salts enable independent ones.
+func WithSalt(salt string) Option {
+	return gateOption(func(c *gateConfig) error {
+		if salt == "" {
+			return fmt.Errorf("%w: empty salt", ErrInvalidConfig)
+		}
+		c.salt = salt
+		return nil
+	})
+}
+
+// WithSchedule sets a ramp schedule. The gate starts at the first step when
+// New returns and is promoted one step at a time, each step held for at
+// least its Hold, while no promotion check vetoes it. Percents must not
+// decrease, and every step but the last needs a positive Hold.
+func WithSchedule(steps ...Step) Option {
+	steps = append([]Step(nil), steps...)
+	return gateOption(func(c *gateConfig) error {
+		if len(steps) == 0 {
+			return fmt.Errorf("%w: empty schedule", ErrInvalidConfig)
+		}
+		var prev uint32
+		for i, s := range steps {
+			u, err := percentUnits(s.Percent)
+			if err != nil {
+				pe := err.(*percentError)
+				pe.where = fmt.Sprintf("schedule step %d", i)
+				return pe
+			}
+			if i > 0 && u < prev {
+				return fmt.Errorf("%w: schedule step %d: percent %v below the previous step", ErrInvalidConfig, i, s.Percent)
+			}
+			if i < len(steps)-1 && s.Hold <= 0 {
+				return fmt.Errorf("%w: schedule step %d: hold %v must be positive", ErrInvalidConfig, i, s.Hold)
+			}
+			prev = u
+		}
+		c.schedule = steps
+		return nil
+	})
+}
+
+// WithPromotionCheck adds a check that can veto every promotion of the
+// schedule. All checks must allow a promotion. Status reports the reason of
+// the last veto.
+func WithPromotionCheck(check PromotionCheck) Option {
+	return gateOption(func(c *gateConfig) error {
+		if check == nil {
+			return fmt.Errorf("%w: nil promotion check", ErrInvalidConfig)
+		}
+		c.vetoes = append(c.vetoes, check)
+		return nil
+	})
+}
+
+// WithOwner records who owns the gate, for Status and the admin handler.
+func WithOwner(owner string) Option {
+	return gateOption(func(c *gateConfig) error {
+		c.owner = owner
+		return nil
+	})
+}
+
+// WithExpiry sets the date after which the gate should have been removed
+// from the code: from then on Status reports it as stale and the gate logs a
+// warning once.
+func WithExpiry(t time.Time) Option {
+	return gateOption(func(c *gateConfig) error {
+		c.expires = t
+		return nil
+	})
+}
+
+// WithClock sets the clock. The default is time.Now.
+func WithClock(now func() time.Time) SharedOption {
+	check := func() error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalidConfig)
+		}
+		return nil
+	}
+	return sharedOption{
+		gate: func(c *gateConfig) error { c.now = now; return check() },
+		reg:  func(c *registryConfig) error { c.now = now; return check() },
+	}
+}
+
+// WithLogger sets the logger. The default is slog.Default() at construction.
+func WithLogger(l *slog.Logger) SharedOption {
+	check := func() error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
+		}
+		return nil
+	}
+	return sharedOption{
+		gate: func(c *gateConfig) error { c.logger = l; return check() },
+		reg:  func(c *registryConfig) error { c.logger = l; return check() },
+	}
+}
+
+// WithMeterProvider sets the OpenTelemetry meter provider. The default is
+// the otel global provider.
+func WithMeterProvider(mp metric.MeterProvider) SharedOption {
+	check := func() error {
+		if mp == nil {
+			return fmt.Errorf("%w: nil meter provider", ErrInvalidConfig)
+		}
+		return nil
+	}
+	return sharedOption{
+		gate: func(c *gateConfig) error { c.mp = mp; return check() },
+		reg:  func(c *registryConfig) error { c.mp = mp; return check() },
+	}
+}
+
+// percentError reports an invalid percent. It matches both
+// ErrInvalidConfig and ErrOutOfRange.
+type percentError struct {
+	where string // optional context, such as "schedule step 2"
+	p     float64
+	why   string
+}
+
+func (e *percentError) Error() string {
+	if e.where != "" {
+		return fmt.Sprintf("rollout: %s: percent %v %s", e.where, e.p, e.why)
+	}
+	return fmt.Sprintf("rollout: percent %v %s", e.p, e.why)
+}
+
+// Is reports whether target is ErrInvalidConfig or ErrOutOfRange.
+func (e *percentError) Is(target error) bool {
+	return target == ErrInvalidConfig || target == ErrOutOfRange
+}
+
+// percentUnits converts a percent to units of 0.0001%. It rejects NaN,
+// infinities, values outside [0, 100] and values that are not a whole
+// number of units, rather than rounding them silently.
+func percentUnits(p float64) (uint32, error) {
+	if math.IsNaN(p) || p < 0 || p > 100 {
+		return 0, &percentError{p: p, why: "is outside [0, 100]"}
+	}
+	u := p * 1e4
+	r := math.Round(u)
+	if math.Abs(u-r) > 1e-6 {
+		return 0, &percentError{p: p, why: "is not a multiple of 0.0001"}
+	}
+	return uint32(r), nil
+}
+
+func unitsPercent(u uint32) float64 { return float64(u) / 1e4 }
