@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 
@@ -123,4 +124,9 @@ func (m *metrics) total(t testing.TB, name string) int64 {
 		}
 	}
 	return n
+}
+
+func contextWithCancel(r *http.Request) (*http.Request, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	return r.WithContext(ctx), cancel
 }

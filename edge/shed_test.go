@@ -1,0 +1,170 @@
+package edge_test
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/blastradius/blastradius/edge"
+	"golang.org/x/time/rate"
+)
+
+// sleeper holds each request for d of (bubble) time.
+func sleeper(d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(d) })
+}
+
+// burst sends n requests to h at once and returns the recorders.
+func burst(h http.Handler, n int, path string) []*httptest.ResponseRecorder {
+	recs := make([]*httptest.ResponseRecorder, n)
+	var wg sync.WaitGroup
+	for i := range recs {
+		recs[i] = httptest.NewRecorder()
+		wg.Go(func() { h.ServeHTTP(recs[i], httptest.NewRequest("GET", path, nil)) })
+	}
+	wg.Wait()
+	return recs
+}
+
+func codes(recs []*httptest.ResponseRecorder) map[int]int {
+	m := map[int]int{}
+	for _, r := range recs {
+		m[r.Code]++
+	}
+	return m
+}
+
+func TestShedConcurrency(t *testing.T) {
+	tests := []struct {
+		name                     string
+		opts                     []edge.ShedOption
+		n                        int
+		ok, concurrency, timeout int
+		elapsed                  time.Duration
+		retryAfter               string
+	}{
+		{"cap, no queue", []edge.ShedOption{edge.WithMaxInFlight(2)}, 10, 2, 8, 0, time.Second, "1"},
+		{"queue times out", []edge.ShedOption{edge.WithMaxInFlight(2), edge.WithQueue(2, 500*time.Millisecond)}, 10, 2, 6, 2, time.Second, "1"},
+		{"queue waits long enough", []edge.ShedOption{edge.WithMaxInFlight(2), edge.WithQueue(2, 2*time.Second)}, 10, 4, 6, 0, 2 * time.Second, "1"},
+		{"deep queue", []edge.ShedOption{edge.WithMaxInFlight(3), edge.WithQueue(100, 2500*time.Millisecond)}, 10, 9, 0, 1, 3 * time.Second, "1"},
+		{"retry after rounds up", []edge.ShedOption{edge.WithMaxInFlight(1), edge.WithRetryAfter(1500 * time.Millisecond)}, 3, 1, 2, 0, time.Second, "2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := newMetrics(t)
+				h := edge.Shed(append(tt.opts, edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})))...)(sleeper(time.Second))
+				start := time.Now()
+				recs := burst(h, tt.n, "/")
+				if el := time.Since(start); el != tt.elapsed {
+					t.Errorf("elapsed %v, want %v", el, tt.elapsed)
+				}
+				c := codes(recs)
+				if c[200] != tt.ok || c[503] != tt.concurrency+tt.timeout || len(c) > 2 {
+					t.Errorf("codes %v, want %d×200 and %d×503", c, tt.ok, tt.concurrency+tt.timeout)
+				}
+				for _, r := range recs {
+					if r.Code == 503 && r.Header().Get("Retry-After") != tt.retryAfter {
+						t.Errorf("503 Retry-After %q, want %q", r.Header().Get("Retry-After"), tt.retryAfter)
+					}
+				}
+				if n := m.sum(t, "blastradius.edge.shed", "reason", "concurrency"); n != int64(tt.concurrency) {
+					t.Errorf("shed{concurrency} = %d, want %d", n, tt.concurrency)
+				}
+				if n := m.sum(t, "blastradius.edge.shed", "reason", "queue_timeout"); n != int64(tt.timeout) {
+					t.Errorf("shed{queue_timeout} = %d, want %d", n, tt.timeout)
+				}
+			})
+		})
+	}
+}
+
+func TestShedRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMetrics(t)
+		// 0.4 requests/s, burst 2: a third request must wait 2.5 s for a token.
+		h := edge.Shed(edge.WithRate(rate.Limit(0.4), 2), edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})))(sleeper(0))
+		c := codes(burst(h, 5, "/"))
+		if c[200] != 2 || c[429] != 3 {
+			t.Fatalf("codes %v, want 2×200, 3×429", c)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 429 || rec.Header().Get("Retry-After") != "3" {
+			t.Fatalf("%d Retry-After %q, want 429 and 3 (2.5 s rounded up)", rec.Code, rec.Header().Get("Retry-After"))
+		}
+		time.Sleep(2 * time.Second) // 0.8 token: 0.5 s left
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 429 || rec.Header().Get("Retry-After") != "1" {
+			t.Fatalf("%d Retry-After %q, want 429 and 1", rec.Code, rec.Header().Get("Retry-After"))
+		}
+		time.Sleep(500 * time.Millisecond)
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 200 {
+			t.Fatalf("after the advertised wait: %d, want 200", rec.Code)
+		}
+		if n := m.sum(t, "blastradius.edge.shed", "reason", "rate"); n != 5 {
+			t.Errorf("shed{rate} = %d, want 5", n)
+		}
+	})
+}
+
+func TestShedRateAndConcurrencyWithBypass(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMetrics(t)
+		h := edge.Shed(
+			edge.WithRate(10, 10), edge.WithMaxInFlight(3),
+			edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
+			edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})),
+		)(sleeper(time.Second))
+		var api, health []*httptest.ResponseRecorder
+		var wg sync.WaitGroup
+		wg.Go(func() { api = burst(h, 20, "/api") })
+		wg.Go(func() { health = burst(h, 5, "/healthz") })
+		wg.Wait()
+		if c := codes(api); c[200] != 3 || c[503] != 7 || c[429] != 10 {
+			t.Errorf("api codes %v, want 3×200, 7×503, 10×429", c)
+		}
+		if c := codes(health); c[200] != 5 {
+			t.Errorf("health codes %v, want 5×200 (bypass)", c)
+		}
+		for _, r := range api {
+			if r.Code != 200 && r.Header().Get("Retry-After") == "" {
+				t.Errorf("%d without Retry-After", r.Code)
+			}
+		}
+		if a, b := m.sum(t, "blastradius.edge.shed", "reason", "rate"), m.sum(t, "blastradius.edge.shed", "reason", "concurrency"); a != 10 || b != 7 {
+			t.Errorf("shed rate %d, concurrency %d; want 10, 7", a, b)
+		}
+	})
+}
+
+func TestShedQueueClientGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := edge.Shed(edge.WithMaxInFlight(1), edge.WithQueue(1, time.Hour), edge.WithLogger(slog.New(&capture{})))(sleeper(time.Minute))
+		var first sync.WaitGroup
+		first.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) })
+		defer first.Wait()
+		synctest.Wait()
+		req, cancel := contextWithCancel(httptest.NewRequest("GET", "/", nil))
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { h.ServeHTTP(rec, req); close(done) }()
+		time.Sleep(time.Second)
+		cancel()
+		<-done
+		if el := time.Since(start); el != time.Second {
+			t.Errorf("answered after %v, want 1s (when the client left)", el)
+		}
+		if rec.Code != 503 {
+			t.Fatalf("code %d, want 503 once the client left", rec.Code)
+		}
+	})
+}
