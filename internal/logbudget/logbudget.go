@@ -51,6 +51,10 @@ type entry struct {
 
 type state struct {
 	opts Options
+	// root is the handler New wrapped. Summaries are written through it, not
+	// through a derived handler, so they never carry the attributes or group
+	// of whichever logger happened to trigger the sweep.
+	root slog.Handler
 	mu   sync.Mutex
 	keys map[string]*entry
 	next time.Time // earliest time a sweep may find an ended interval
@@ -79,7 +83,7 @@ func New(next slog.Handler, o Options) *Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Handler{next: next, st: &state{opts: o, keys: make(map[string]*entry)}}
+	return &Handler{next: next, st: &state{opts: o, root: next, keys: make(map[string]*entry)}}
 }
 
 // Enabled reports whether the wrapped handler handles level.
@@ -207,7 +211,7 @@ func (h *Handler) writeSummaries(ctx context.Context, sums []summary) {
 		if h.st.opts.KeyAttr != "" && s.keyVal != "" {
 			r.AddAttrs(slog.String(h.st.opts.KeyAttr, s.keyVal))
 		}
-		_ = h.next.Handle(ctx, r)
+		_ = h.st.root.Handle(ctx, r)
 	}
 }
 

@@ -1,0 +1,112 @@
+package logbudget_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/blastradius/blastradius/internal/logbudget"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newText(buf *bytes.Buffer) slog.Handler {
+	return slog.NewTextHandler(buf, &slog.HandlerOptions{ReplaceAttr: func(g []string, a slog.Attr) slog.Attr {
+		if len(g) == 0 && (a.Key == slog.TimeKey || a.Key == "since") {
+			return slog.Attr{}
+		}
+		return a
+	}})
+}
+
+// TestSummaryNotTaggedWithOtherLoggersAttrs: a summary is the budget's
+// record, not the record of whichever derived logger happened to trigger the
+// sweep, so it must not carry that logger's attributes or group.
+func TestSummaryNotTaggedWithOtherLoggersAttrs(t *testing.T) {
+	var buf bytes.Buffer
+	clk := &clock{time.Unix(0, 0)}
+	root := logbudget.New(newText(&buf), logbudget.Options{Limit: 1, Interval: time.Minute, KeyAttr: "reason", Now: clk.now})
+	a := slog.New(root).With("request_id", "A")
+	for range 3 {
+		a.Warn("auth failed", "reason", "expired")
+	}
+	clk.t = clk.t.Add(time.Minute)
+	slog.New(root).With("request_id", "B").WithGroup("g").Info("other")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{
+		`level=WARN msg="auth failed" request_id=A reason=expired`,
+		`level=WARN msg="log budget: records suppressed" message="auth failed" suppressed=2 reason=expired`,
+		`level=INFO msg=other request_id=B`,
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestBudgetPerKeyAndSummaries(t *testing.T) {
+	var buf bytes.Buffer
+	clk := &clock{time.Unix(0, 0)}
+	var suppressed atomic.Int64
+	h := logbudget.New(newText(&buf), logbudget.Options{Limit: 2, Interval: time.Minute, KeyAttr: "reason", Now: clk.now,
+		OnSuppress: func(context.Context) { suppressed.Add(1) }})
+	l := slog.New(h)
+	for range 5 {
+		l.Warn("failed", "reason", "x")
+		l.Warn("failed", "reason", "y")
+	}
+	l.With("reason", "z").Warn("failed") // bound through WithAttrs
+	if n := strings.Count(buf.String(), "\n"); n != 5 {
+		t.Fatalf("%d lines, want 5:\n%s", n, buf.String())
+	}
+	if suppressed.Load() != 6 {
+		t.Fatalf("suppressed %d, want 6", suppressed.Load())
+	}
+	buf.Reset()
+	clk.t = clk.t.Add(30 * time.Second)
+	l.Warn("failed", "reason", "x") // same interval: suppressed, no summary yet
+	if buf.Len() != 0 {
+		t.Fatalf("wrote %q inside the interval", buf.String())
+	}
+	h.Flush(context.Background())
+	got := buf.String()
+	for _, want := range []string{"suppressed=4 reason=x", "suppressed=3 reason=y"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("flush output %q lacks %q", got, want)
+		}
+	}
+	if strings.Count(got, "\n") != 2 {
+		t.Errorf("flush wrote %q, want 2 summaries", got)
+	}
+}
+
+func TestBudgetConcurrent(t *testing.T) {
+	var n atomic.Int64
+	h := logbudget.New(countHandler{&n}, logbudget.Options{Limit: 7, Interval: time.Hour})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 500 {
+				_ = h.Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0))
+			}
+		})
+	}
+	wg.Wait()
+	h.Flush(context.Background())
+	if n.Load() != 8 { // 7 records and one summary
+		t.Fatalf("%d records, want 8", n.Load())
+	}
+}
+
+type countHandler struct{ n *atomic.Int64 }
+
+func (c countHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (c countHandler) Handle(context.Context, slog.Record) error { c.n.Add(1); return nil }
+func (c countHandler) WithAttrs([]slog.Attr) slog.Handler        { return c }
+func (c countHandler) WithGroup(string) slog.Handler             { return c }
