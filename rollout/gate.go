@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -169,12 +170,20 @@ func New(name string, opts ...Option) (*Gate, error) {
 		g.killOpts[s] = telemetry.AddOpts(key, attribute.String(attrReason, s))
 	}
 	g.obsOpts = telemetry.ObserveOpts(key)
-	telemetry.FloatGauge(m, "blastradius.rollout.percent",
-		"Share of keys a rollout gate enables now: its percent, or 0 while killed.", "%",
-		func(_ context.Context, o metric.Float64Observer) error {
-			o.Observe(g.effectivePercent(), g.obsOpts...)
-			return nil
-		})
+	// One instrument is shared by all gates of a meter, so each gate
+	// registers its own callback rather than passing one at creation (the
+	// SDK ignores callbacks given to a repeated instrument).
+	pct, err := m.Float64ObservableGauge("blastradius.rollout.percent",
+		metric.WithDescription("Share of keys a rollout gate enables now: its percent, or 0 while killed."),
+		metric.WithUnit("%"))
+	if err != nil {
+		otel.Handle(err)
+	} else if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveFloat64(pct, g.effectivePercent(), g.obsOpts...)
+		return nil
+	}, pct); err != nil {
+		otel.Handle(err)
+	}
 
 	for _, f := range c.onBuild {
 		f(g)

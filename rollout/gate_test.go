@@ -1,0 +1,318 @@
+package rollout_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/blastradius/blastradius/rollout"
+)
+
+func TestNewInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gate string
+		opts []rollout.Option
+	}{
+		{"empty name", "", nil},
+		{"name with slash", "a/b", nil},
+		{"name with space", "a b", nil},
+		{"name too long", strings.Repeat("a", 129), nil},
+		{"negative percent", "g", []rollout.Option{rollout.WithPercent(-1)}},
+		{"percent above 100", "g", []rollout.Option{rollout.WithPercent(100.0001)}},
+		{"NaN percent", "g", []rollout.Option{rollout.WithPercent(math.NaN())}},
+		{"infinite percent", "g", []rollout.Option{rollout.WithPercent(math.Inf(1))}},
+		{"percent finer than 0.0001", "g", []rollout.Option{rollout.WithPercent(0.00005)}},
+		{"empty salt", "g", []rollout.Option{rollout.WithSalt("")}},
+		{"nil clock", "g", []rollout.Option{rollout.WithClock(nil)}},
+		{"nil logger", "g", []rollout.Option{rollout.WithLogger(nil)}},
+		{"nil meter provider", "g", []rollout.Option{rollout.WithMeterProvider(nil)}},
+		{"nil option", "g", []rollout.Option{nil}},
+		{"nil promotion check", "g", []rollout.Option{rollout.WithPromotionCheck(nil)}},
+		{"empty schedule", "g", []rollout.Option{rollout.WithSchedule()}},
+		{"decreasing schedule", "g", []rollout.Option{rollout.WithSchedule(
+			rollout.Step{Percent: 5, Hold: time.Hour}, rollout.Step{Percent: 1})}},
+		{"schedule without hold", "g", []rollout.Option{rollout.WithSchedule(
+			rollout.Step{Percent: 1}, rollout.Step{Percent: 5})}},
+		{"schedule percent out of range", "g", []rollout.Option{rollout.WithSchedule(
+			rollout.Step{Percent: 1, Hold: time.Hour}, rollout.Step{Percent: 101})}},
+		{"percent and schedule", "g", []rollout.Option{rollout.WithPercent(1),
+			rollout.WithSchedule(rollout.Step{Percent: 1})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := rollout.New(tc.gate, tc.opts...)
+			if !errors.Is(err, rollout.ErrInvalidConfig) {
+				t.Fatalf("New: err = %v, want ErrInvalidConfig", err)
+			}
+			if g != nil {
+				t.Fatal("New returned a gate with an error")
+			}
+			if !strings.HasPrefix(err.Error(), "rollout: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+func TestNewValid(t *testing.T) {
+	for _, p := range []float64{0, 0.0001, 0.0003, 1.2345, 12.5, 33.3333, 99.9999, 100} {
+		g, err := rollout.New("g.ok_name-1", rollout.WithPercent(p))
+		if err != nil {
+			t.Fatalf("WithPercent(%v): %v", p, err)
+		}
+		if got := g.Status().Percent; got != p {
+			t.Errorf("WithPercent(%v): Status().Percent = %v", p, got)
+		}
+	}
+	g, _ := rollout.New("plain")
+	if st := g.Status(); st.Percent != 0 || st.Killed || st.Step != -1 || st.Scheduled || st.Stale || st.Name != "plain" {
+		t.Errorf("default status = %+v", st)
+	}
+	if g.Enabled("anyone") {
+		t.Error("a new gate without a percent enabled a key")
+	}
+}
+
+func TestSetPercent(t *testing.T) {
+	g, _ := rollout.New("g", rollout.WithPercent(5))
+	for _, p := range []float64{-0.0001, 100.5, math.NaN(), math.Inf(-1), 1.00001} {
+		err := g.SetPercent(p)
+		if !errors.Is(err, rollout.ErrInvalidConfig) || !errors.Is(err, rollout.ErrOutOfRange) {
+			t.Errorf("SetPercent(%v) = %v, want ErrInvalidConfig and ErrOutOfRange", p, err)
+		}
+	}
+	if got := g.Status().Percent; got != 5 {
+		t.Fatalf("a rejected SetPercent changed the percent to %v", got)
+	}
+	if err := g.SetPercent(100); err != nil {
+		t.Fatal(err)
+	}
+	if !g.Enabled("x") || g.Status().Percent != 100 {
+		t.Fatal("SetPercent(100) did not enable every key")
+	}
+}
+
+func TestKillResume(t *testing.T) {
+	clk := newClock()
+	g, _ := rollout.New("g", rollout.WithPercent(100), rollout.WithClock(clk.Now))
+	g.Kill("INC-1: payments failing")
+	if g.Enabled("x") {
+		t.Fatal("killed gate enabled a key")
+	}
+	want := rollout.Status{Name: "g", Percent: 100, Killed: true, Reason: "INC-1: payments failing",
+		KilledBy: rollout.KilledManual, KilledAt: clk.Now(), Step: -1}
+	if st := g.Status(); st != want {
+		t.Fatalf("status = %+v\nwant     %+v", st, want)
+	}
+	clk.Advance(time.Minute)
+	g.Kill("second reason")
+	if st := g.Status(); st.Reason != "INC-1: payments failing" || !st.KilledAt.Equal(want.KilledAt) {
+		t.Errorf("a second Kill changed the kill: %+v", st)
+	}
+	if err := g.SetPercent(50); err != nil {
+		t.Fatal(err)
+	}
+	if g.Enabled("user-1") || g.Enabled("user-2") {
+		t.Fatal("SetPercent on a killed gate revived it")
+	}
+	g.Resume()
+	st := g.Status()
+	if st.Killed || st.Reason != "" || st.KilledBy != "" || st.Percent != 50 {
+		t.Fatalf("after Resume: %+v", st)
+	}
+	// Resumed at 50%: exactly the keys whose bucket is below 500,000.
+	for i := range 100 {
+		k := fmt.Sprint("user-", i)
+		if want := rollout.Bucket("g", k) < 500_000; g.Enabled(k) != want {
+			t.Fatalf("after Resume, Enabled(%q) = %v, want %v", k, !want, want)
+		}
+	}
+	g.Resume() // a no-op
+	if g.Status().Killed {
+		t.Fatal("Resume of a live gate killed it")
+	}
+}
+
+// TestKillIsImmediate is the I4 test: 8 goroutines call Enabled in a loop
+// while Kill is called; no call that starts after Kill returns may return
+// true.
+func TestKillIsImmediate(t *testing.T) {
+	for _, percent := range []float64{100, 50} {
+		t.Run(fmt.Sprint(percent), func(t *testing.T) {
+			g, _ := rollout.New("i4", rollout.WithPercent(percent))
+			// Keys enabled before the kill.
+			var keys []string
+			for i := 0; len(keys) < 64; i++ {
+				if k := fmt.Sprint("user-", i); g.Enabled(k) {
+					keys = append(keys, k)
+				}
+			}
+			var (
+				killReturned atomic.Bool
+				stop         atomic.Bool
+				violations   atomic.Int64
+				after        atomic.Int64
+				wg           sync.WaitGroup
+				started      sync.WaitGroup
+			)
+			for w := range 8 {
+				wg.Add(1)
+				started.Add(1)
+				go func() {
+					defer wg.Done()
+					started.Done()
+					for i := w; !stop.Load(); i++ {
+						// Read before the call starts: if Kill had returned
+						// by then, the call must see it.
+						startedAfterKill := killReturned.Load()
+						on := g.Enabled(keys[i%len(keys)])
+						if startedAfterKill {
+							after.Add(1)
+							if on {
+								violations.Add(1)
+							}
+						}
+					}
+				}()
+			}
+			started.Wait()
+			for i := 0; i < 1000; i++ {
+				_ = g.Enabled(keys[0]) // let the workers run a while
+			}
+			g.Kill("I4")
+			killReturned.Store(true)
+			for after.Load() < 80_000 {
+				_ = g.Enabled(keys[0])
+			}
+			stop.Store(true)
+			wg.Wait()
+			if n := violations.Load(); n != 0 {
+				t.Fatalf("%d calls that started after Kill returned returned true", n)
+			}
+			t.Logf("%d calls after the kill, all false", after.Load())
+		})
+	}
+}
+
+func TestEnabledDoesNotAllocate(t *testing.T) {
+	clk := newClock()
+	steady, _ := rollout.New("steady", rollout.WithPercent(12.5))
+	ramping, _ := rollout.New("ramping", rollout.WithClock(clk.Now), rollout.WithSchedule(
+		rollout.Step{Percent: 1, Hold: time.Hour}, rollout.Step{Percent: 100}))
+	killed, _ := rollout.New("killed", rollout.WithPercent(100))
+	killed.Kill("x")
+	long := strings.Repeat("k", 300)
+	for _, g := range []*rollout.Gate{steady, ramping, killed} {
+		for _, key := range []string{"user-12345", "", long} {
+			if n := testing.AllocsPerRun(1000, func() { _ = g.Enabled(key) }); n != 0 {
+				t.Errorf("%s: Enabled(%d-byte key) allocates %v per call", g.Name(), len(key), n)
+			}
+		}
+	}
+}
+
+func TestStale(t *testing.T) {
+	clk := newClock()
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	expiry := clk.Now().Add(24 * time.Hour)
+	g, _ := rollout.New("old-flag", rollout.WithClock(clk.Now), rollout.WithLogger(logger),
+		rollout.WithOwner("payments-team"), rollout.WithExpiry(expiry))
+	st := g.Status()
+	if st.Stale || st.Owner != "payments-team" || !st.Expires.Equal(expiry) {
+		t.Fatalf("before expiry: %+v", st)
+	}
+	clk.Advance(24 * time.Hour)
+	for range 3 {
+		if !g.Status().Stale {
+			t.Fatal("not stale at expiry")
+		}
+	}
+	if n := strings.Count(buf.String(), "past its expiry"); n != 1 {
+		t.Errorf("stale warning logged %d times, want once:\n%s", n, buf.String())
+	}
+}
+
+// readMetrics collects the metrics of a ManualReader.
+func readMetrics(t *testing.T, r *sdkmetric.ManualReader) map[string]metricdata.Aggregation {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]metricdata.Aggregation{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != "github.com/blastradius/blastradius/rollout" {
+			t.Errorf("scope %q", sm.Scope.Name)
+		}
+		for _, m := range sm.Metrics {
+			out[m.Name] = m.Data
+		}
+	}
+	return out
+}
+
+func attrs(kv ...attribute.KeyValue) attribute.Set { return attribute.NewSet(kv...) }
+
+func TestMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	a, _ := rollout.New("checkout-v2", rollout.WithPercent(12.5), rollout.WithMeterProvider(mp))
+	b, _ := rollout.New("search-v3", rollout.WithPercent(1), rollout.WithMeterProvider(mp))
+	a.Kill("one")
+	a.Kill("ignored: already killed")
+	a.Resume()
+	a.Kill("two")
+	_ = b
+
+	m := readMetrics(t, reader)
+	gauge, ok := m["blastradius.rollout.percent"].(metricdata.Gauge[float64])
+	if !ok {
+		t.Fatalf("percent gauge: %T", m["blastradius.rollout.percent"])
+	}
+	gotGauge := map[attribute.Set]float64{}
+	for _, dp := range gauge.DataPoints {
+		gotGauge[dp.Attributes] = dp.Value
+	}
+	wantGauge := map[attribute.Set]float64{
+		attrs(attribute.String("feature_flag.key", "checkout-v2")): 0, // killed
+		attrs(attribute.String("feature_flag.key", "search-v3")):   1,
+	}
+	if fmt.Sprint(gotGauge) != fmt.Sprint(wantGauge) {
+		t.Errorf("percent gauge = %v, want %v", gotGauge, wantGauge)
+	}
+
+	kills, ok := m["blastradius.rollout.kills"].(metricdata.Sum[int64])
+	if !ok {
+		t.Fatalf("kills counter: %T", m["blastradius.rollout.kills"])
+	}
+	if len(kills.DataPoints) != 1 {
+		t.Fatalf("kills data points: %+v", kills.DataPoints)
+	}
+	dp := kills.DataPoints[0]
+	want := attrs(attribute.String("feature_flag.key", "checkout-v2"), attribute.String("reason", "manual"))
+	if dp.Value != 2 || !dp.Attributes.Equals(&want) {
+		t.Errorf("kills = %d %v, want 2 %v", dp.Value, dp.Attributes.Encoded(attribute.DefaultEncoder()), want.Encoded(attribute.DefaultEncoder()))
+	}
+
+	a.Resume()
+	m = readMetrics(t, reader)
+	for _, dp := range m["blastradius.rollout.percent"].(metricdata.Gauge[float64]).DataPoints {
+		if v, _ := dp.Attributes.Value("feature_flag.key"); v.AsString() == "checkout-v2" && dp.Value != 12.5 {
+			t.Errorf("after Resume the gauge reads %v, want 12.5", dp.Value)
+		}
+	}
+}
