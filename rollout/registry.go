@@ -82,9 +82,14 @@ type ConfigInfo struct {
 	// Version is the document's "version".
 	Version string `json:"version"`
 	// Hash is "sha256:" and the hex SHA-256 of a canonical encoding of the
-	// applied config (version, then entries sorted by name, percents as
-	// integers of 0.0001%). It ignores formatting and entry order, so
-	// instances that run the same config report the same hash.
+	// applied config, so instances that run the same config report the same
+	// hash whatever the formatting, entry order or number spelling of their
+	// documents. The encoding is compact JSON (encoding/json's escaping):
+	//
+	//	{"version":V,"gates":[{"name":N,"percent_units":U,"killed":K,"reason":R},...]}
+	//
+	// with entries sorted by name and U the percent × 10⁴ as an integer, or
+	// null for an entry without "percent". It is pinned by a test.
 	Hash string `json:"hash"`
 	// Gates is the number of entries.
 	Gates int `json:"gates"`
