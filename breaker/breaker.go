@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel"
@@ -19,6 +20,10 @@ import (
 // ErrOpen is returned, without calling fn, when the breaker is open or its
 // half-open probes are all in flight.
 var ErrOpen = errors.New("breaker: open")
+
+// ErrThrottled is returned, without calling fn, when adaptive throttling
+// (WithAdaptiveThrottle) rejects an attempt locally.
+var ErrThrottled = errors.New("breaker: throttled")
 
 // ErrInvalidConfig is wrapped by every configuration error, from New and from
 // calls given invalid arguments such as a nil fn.
@@ -84,10 +89,20 @@ const (
 	outFailure
 	outExcluded
 	outRejected
+	outThrottled
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"success", "failure", "excluded", "rejected"}
+var outcomeNames = [numOutcomes]string{"success", "failure", "excluded", "rejected", "throttled"}
+
+// retry metric results.
+const (
+	retryAttempted = iota
+	retryDenied
+	numRetryResults
+)
+
+var retryResultNames = [numRetryResults]string{"attempted", "denied"}
 
 // sentinels handed to gobreaker so its counters follow our classification.
 var (
@@ -106,10 +121,23 @@ type Breaker struct {
 	onChange func(name string, from, to State)
 	logger   *slog.Logger
 
+	retries       int
+	initial       time.Duration
+	maxInterval   time.Duration
+	jitter        float64
+	retryIf       func(error) bool
+	retryAfterCap time.Duration
+	budget        *Budget   // non-nil when retries > 0
+	throttle      *throttle // nil without adaptive throttling
+	now           func() time.Time
+
 	calls     metric.Int64Counter
 	callOpts  [numOutcomes][]metric.AddOption
 	trans     metric.Int64Counter
 	transAttr attribute.KeyValue
+
+	retryCounter metric.Int64Counter
+	retryOpts    [numRetryResults][]metric.AddOption
 
 	// Transitions are queued under gobreaker's lock and dispatched after it
 	// is released, so callbacks may call State.
@@ -130,10 +158,32 @@ func New(name string, opts ...Option) (*Breaker, error) {
 		return nil, err
 	}
 	b := &Breaker{
-		name:     name,
-		classify: c.classifier,
-		onChange: c.onChange,
-		logger:   c.logger,
+		name:          name,
+		classify:      c.classifier,
+		onChange:      c.onChange,
+		logger:        c.logger,
+		retries:       c.retries,
+		initial:       c.initial,
+		maxInterval:   c.maxInterval,
+		jitter:        c.jitter,
+		retryIf:       c.retryIf,
+		retryAfterCap: c.retryAfterCap,
+		budget:        c.budget,
+		now:           c.now,
+	}
+	if b.retries > 0 && b.budget == nil {
+		bud, err := newBudget(&c)
+		if err != nil {
+			return nil, err
+		}
+		b.budget = bud
+	}
+	if c.throttleK > 0 {
+		t, err := newThrottle(&c)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		b.throttle = t
 	}
 	if b.logger == nil {
 		b.logger = slog.Default()
@@ -164,6 +214,10 @@ func (b *Breaker) instrument(mp metric.MeterProvider) {
 	for i, n := range outcomeNames {
 		b.callOpts[i] = telemetry.AddOpts(b.transAttr, attribute.String("outcome", n))
 	}
+	b.retryCounter = telemetry.Counter(m, "blastradius.breaker.retries", "Retries after a failed attempt, by whether the budget allowed them.", "{retry}")
+	for i, n := range retryResultNames {
+		b.retryOpts[i] = telemetry.AddOpts(b.transAttr, attribute.String("result", n))
+	}
 	gauge, err := m.Int64ObservableGauge("blastradius.breaker.state",
 		metric.WithDescription("Breaker state: 0 closed, 1 half-open, 2 open."), metric.WithUnit("{state}"))
 	if err != nil {
@@ -191,38 +245,54 @@ func (b *Breaker) State() State {
 	return s
 }
 
-// Do calls fn through the breaker. It returns ErrOpen without calling fn when
-// the breaker rejects the call, and fn's error otherwise. A panic in fn is
-// counted as a failure and re-panicked.
+// Do calls fn through the breaker. It returns ErrOpen without calling fn
+// when the breaker rejects the call, ErrThrottled when adaptive throttling
+// rejects it, and fn's error otherwise. A panic in fn is counted as a
+// failure and re-panicked.
+//
+// With WithRetries, a failed attempt is retried after a jittered
+// exponential backoff while the error is retryable, the retry budget allows
+// it, the breaker is not open and the wait fits before ctx's deadline;
+// ctx.Done ends a wait at once. When retries were made or denied and the
+// call still failed, the error is a *RetryError wrapping the last attempt's
+// error; otherwise it is fn's error unchanged.
 func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil fn", ErrInvalidConfig)
 	}
-	return b.attempt(ctx, fn)
+	return b.run(ctx, fn, b.retries)
 }
 
 // Call is the generic form of Do: it calls fn through b and returns its value.
-// On rejection it returns the zero T and ErrOpen.
+// On rejection it returns the zero T and ErrOpen. With retries, the value is
+// the one returned by the last attempt.
 func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
 	var v T
 	if fn == nil {
 		return v, fmt.Errorf("%w: nil fn", ErrInvalidConfig)
 	}
-	err := b.attempt(ctx, func(ctx context.Context) error {
+	err := b.run(ctx, func(ctx context.Context) error {
 		var err error
 		v, err = fn(ctx)
 		return err
-	})
+	}, b.retries)
 	return v, err
 }
 
 // attempt makes one call through gobreaker and records its outcome.
-func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) error {
+func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (int, error) {
+	if b.throttle != nil && b.throttle.reject() {
+		b.record(ctx, outThrottled)
+		return outThrottled, ErrThrottled
+	}
 	var err error
 	out := outFailure // stays so if fn panics
 	finished := false
 	defer func() {
 		if !finished { // fn panicked; gobreaker counted a failure and re-panics
+			if b.throttle != nil {
+				b.throttle.observe(outFailure)
+			}
 			b.record(ctx, outFailure)
 		}
 	}()
@@ -245,10 +315,13 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) e
 	finished = true
 	if gerr == gobreaker.ErrOpenState || gerr == gobreaker.ErrTooManyRequests {
 		b.record(ctx, outRejected)
-		return ErrOpen
+		return outRejected, ErrOpen
+	}
+	if b.throttle != nil {
+		b.throttle.observe(out)
 	}
 	b.record(ctx, out)
-	return err
+	return out, err
 }
 
 func (b *Breaker) record(ctx context.Context, out int) {

@@ -1,0 +1,240 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// drainLimit bounds how much of a failed response's body is read before it
+// is closed; reading it to EOF lets the connection be reused.
+const drainLimit = 64 << 10
+
+// Transport is an http.RoundTripper that sends each request through a
+// per-host Breaker, with retries, the retry budget and adaptive throttling
+// as configured. Create one with NewTransport; it is safe for concurrent
+// use.
+//
+//   - A transport error, a 5xx and a 429 are failures; any other status is a
+//     success.
+//   - Only idempotent requests are retried: GET, HEAD, OPTIONS, PUT and
+//     DELETE, and any request with an Idempotency-Key (or
+//     X-Idempotency-Key) header. A request with a body is retried only if it
+//     has GetBody, which replays the body (http.NewRequest sets it for
+//     bytes, strings and bytes.Reader bodies).
+//   - On 429 and 503, Retry-After (seconds or an HTTP date) sets the wait
+//     before the retry, if longer than the backoff, capped by
+//     WithRetryAfterCap. If the wait would end after the request's deadline,
+//     the request is not retried.
+//   - The body of every failed attempt that is retried is drained (up to 64
+//     KiB) and closed, so the connection is not leaked. When retries stop,
+//     the last response, even a 5xx, is returned as a response, as the base
+//     transport would have.
+//   - A rejection returns no response and an error that matches ErrOpen
+//     (or ErrThrottled) through errors.Is, also through the *url.Error that
+//     http.Client wraps it in.
+type Transport struct {
+	base     http.RoundTripper
+	opts     []Option
+	key      func(*http.Request) string
+	retries  int
+	err      error
+	mu       sync.Mutex // serializes breaker creation
+	breakers sync.Map   // key → *Breaker
+}
+
+// NewTransport returns a Transport over base; nil base means
+// http.DefaultTransport. opts configure every per-host breaker (WithRetries,
+// WithBudget, WithAdaptiveThrottle, trip policies…) and the transport itself
+// (WithKeyFunc, WithRetryAfterCap). Without WithBudget each host gets its
+// own budget; pass one to share it.
+//
+// NewTransport returns the concrete type, which is an http.RoundTripper, so
+// it drops into http.Client{Transport: breaker.NewTransport(nil)}. It cannot
+// return an error: an invalid option makes every RoundTrip fail with an
+// error wrapping ErrInvalidConfig (Err reports it up front).
+func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c := defaults()
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	t := &Transport{base: base, opts: opts, key: c.keyFunc, retries: c.retries, err: c.validate("transport")}
+	if t.key == nil {
+		t.key = hostKey
+	}
+	return t
+}
+
+func hostKey(r *http.Request) string {
+	if r.URL != nil && r.URL.Host != "" {
+		return r.URL.Host
+	}
+	return r.Host
+}
+
+// Err returns the configuration error every RoundTrip would return, or nil.
+func (t *Transport) Err() error { return t.err }
+
+// Breaker returns the breaker for key (by default a request's URL host),
+// creating it if needed.
+func (t *Transport) Breaker(key string) (*Breaker, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	if b, ok := t.breakers.Load(key); ok {
+		return b.(*Breaker), nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if b, ok := t.breakers.Load(key); ok {
+		return b.(*Breaker), nil
+	}
+	name := key
+	if name == "" {
+		name = "(none)"
+	}
+	b, err := New(name, t.opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.breakers.Store(key, b)
+	return b, nil
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	b, err := t.Breaker(t.key(req))
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	retries := 0
+	if replayable(req) {
+		retries = b.retries
+	}
+	c := &roundTrip{base: t.base, req: req, now: b.now}
+	err = b.run(req.Context(), c.do, retries)
+	if err == nil {
+		return c.resp, nil
+	}
+	var se *statusError
+	if errors.As(err, &se) && se == c.last && !se.released {
+		return se.resp, nil
+	}
+	if c.last != nil && !c.last.released {
+		c.last.release()
+	}
+	if !c.sent {
+		closeBody(req)
+	}
+	return nil, err
+}
+
+func closeBody(r *http.Request) {
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
+}
+
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	if _, ok := r.Header["Idempotency-Key"]; ok {
+		return true
+	}
+	_, ok := r.Header["X-Idempotency-Key"]
+	return ok
+}
+
+func replayable(r *http.Request) bool {
+	return idempotent(r) && (r.Body == nil || r.Body == http.NoBody || r.GetBody != nil)
+}
+
+// roundTrip is the state of one RoundTrip across its attempts.
+type roundTrip struct {
+	base http.RoundTripper
+	req  *http.Request
+	now  func() time.Time
+	n    int // attempts made
+	sent bool
+	resp *http.Response // the successful response
+	last *statusError   // the latest failed response
+}
+
+func (c *roundTrip) do(ctx context.Context) error {
+	r := c.req
+	if c.n > 0 && r.Body != nil && r.Body != http.NoBody {
+		body, err := r.GetBody()
+		if err != nil {
+			return err
+		}
+		r2 := *r
+		r2.Body = body
+		r = &r2
+	}
+	c.n++
+	c.sent = true
+	resp, err := c.base.RoundTrip(r)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		c.last = &statusError{resp: resp}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			c.last.wait = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		}
+		return c.last
+	}
+	c.resp = resp
+	return nil
+}
+
+// statusError is a response that counts as a failure.
+type statusError struct {
+	resp     *http.Response
+	wait     time.Duration // from Retry-After
+	released bool
+}
+
+func (e *statusError) Error() string {
+	return "breaker: response " + e.resp.Status
+}
+
+func (e *statusError) retryAfter() time.Duration { return e.wait }
+
+// release drains (bounded) and closes the body so the connection can be
+// reused or is closed.
+func (e *statusError) release() {
+	if e.released {
+		return
+	}
+	e.released = true
+	_, _ = io.CopyN(io.Discard, e.resp.Body, drainLimit)
+	_ = e.resp.Body.Close()
+}
+
+// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP date.
+// It returns 0 for a missing, malformed or past value.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
+}
