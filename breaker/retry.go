@@ -15,12 +15,12 @@ var ErrRetryBudget = errors.New("breaker: retry budget exhausted")
 
 // Reasons a *RetryError gives for why retrying stopped.
 const (
-	ReasonExhausted    = "retries exhausted"     // every allowed retry was made
+	ReasonExhausted    = "retries exhausted"      // every allowed retry was made
 	ReasonBudget       = "retry budget exhausted" // the budget denied the next retry
-	ReasonDeadline     = "deadline too close"    // the next wait would not end before ctx's deadline
-	ReasonCanceled     = "context done"          // ctx was done while waiting
-	ReasonOpen         = "breaker open"          // the breaker opened, so a retry would be rejected
-	ReasonNotRetryable = "not retryable"         // a retry failed with an error that is not retried
+	ReasonDeadline     = "deadline too close"     // the next wait would not end before ctx's deadline
+	ReasonCanceled     = "context done"           // ctx was done while waiting
+	ReasonOpen         = "breaker open"           // the breaker opened, so a retry would be rejected
+	ReasonNotRetryable = "not retryable"          // a retry failed with an error that is not retried
 )
 
 // RetryError is returned by Do and Call when a call failed and at least one

@@ -55,4 +55,3 @@ func (t *throttle) observe(out int) {
 		t.win.AddDeferred(seriesAttempts, 1)
 	}
 }
-

@@ -66,7 +66,7 @@ func TestRolling(t *testing.T) {
 	steps := []step{
 		{0, [2]int64{1, 0}, [2]int64{1, 0}},
 		{time.Second, [2]int64{2, 5}, [2]int64{3, 5}},
-		{8 * time.Second, [2]int64{0, 0}, [2]int64{3, 5}},  // t=9s: all in window
+		{8 * time.Second, [2]int64{0, 0}, [2]int64{3, 5}},    // t=9s: all in window
 		{999 * time.Millisecond, [2]int64{}, [2]int64{3, 5}}, // t=9.999s
 		{time.Millisecond, [2]int64{}, [2]int64{2, 5}},       // t=10s: the t=0 bucket left
 		{time.Second, [2]int64{4, 0}, [2]int64{4, 0}},        // t=11s: the t=1 bucket left
