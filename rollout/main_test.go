@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -8,7 +9,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Gates log state changes to slog.Default(); keep test output readable.
+	// Tests that check logs pass their own logger.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	goleak.VerifyTestMain(m)
+}
 
 // fakeClock is an injectable clock that only moves when told to.
 type fakeClock struct {
