@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -65,7 +66,7 @@ var resultNames = [numVersionResults]string{"ok", "fallback", "past_sunset"}
 type version[T any] struct {
 	Version[T]
 	hasSunset bool
-	opts      [numVersionResults][]metric.AddOption
+	opts      [numVersionResults][]metric.ObserveOption
 	counts    [numVersionResults]atomic.Uint64
 	lastSeen  atomic.Int64 // unix nanoseconds; only for versions with a Sunset
 }
@@ -78,13 +79,12 @@ type Decoder[T any] struct {
 	reject  bool
 	now     func() time.Time
 	log     *slog.Logger
-	decodes metric.Int64Counter
 
 	all     []*version[T] // in the order given
 	matched []*version[T] // versions with a Match, in the order given
 	rest    []*version[T] // versions without a Match, in the order given
 
-	unrecognizedOpts, tooLargeOpts []metric.AddOption
+	unrecognizedOpts, tooLargeOpts []metric.ObserveOption
 	unrecognized, tooLarge         atomic.Uint64
 }
 
@@ -137,16 +137,14 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 			KeyAttr:  attrVersion,
 			Now:      c.now,
 		})),
-		decodes: telemetry.Counter(telemetry.Meter(c.mp, "compat"), "blastradius.compat.decodes",
-			"Inputs decoded, by decoder, version and result.", "{decode}"),
 	}
 	dec := attribute.String(attrDecoder, d.name)
-	d.unrecognizedOpts = telemetry.AddOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "unrecognized"))
-	d.tooLargeOpts = telemetry.AddOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "too_large"))
+	d.unrecognizedOpts = telemetry.ObserveOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "unrecognized"))
+	d.tooLargeOpts = telemetry.ObserveOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "too_large"))
 	for _, v := range versions {
 		iv := &version[T]{Version: v, hasSunset: !v.Sunset.IsZero()}
 		for r, name := range resultNames {
-			iv.opts[r] = telemetry.AddOpts(dec, attribute.String(attrVersion, v.Name), attribute.String(attrResult, name))
+			iv.opts[r] = telemetry.ObserveOpts(dec, attribute.String(attrVersion, v.Name), attribute.String(attrResult, name))
 		}
 		d.all = append(d.all, iv)
 		if v.Match != nil {
@@ -155,12 +153,47 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 			d.rest = append(d.rest, iv)
 		}
 	}
+	// The hot path only adds to atomic counters; the SDK reads them when it
+	// collects, so recording costs Decode nothing but an atomic add.
+	// Several decoders share one instrument, each with its own callback.
+	m := telemetry.Meter(c.mp, "compat")
+	counter, err := m.Int64ObservableCounter(metricDecodes,
+		metric.WithDescription("Inputs decoded, by decoder, version and result."),
+		metric.WithUnit("{decode}"))
+	if err == nil {
+		_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			d.observe(o, counter)
+			return nil
+		}, counter)
+	}
+	if err != nil {
+		otel.Handle(err)
+	}
 	return d, nil
+}
+
+// observe reports the counters to OpenTelemetry. Like a synchronous
+// counter, a combination that never happened has no data point.
+func (d *Decoder[T]) observe(o metric.Observer, c metric.Int64Observable) {
+	for _, v := range d.all {
+		for r := range v.counts {
+			if n := v.counts[r].Load(); n > 0 {
+				o.ObserveInt64(c, int64(n), v.opts[r]...)
+			}
+		}
+	}
+	if n := d.unrecognized.Load(); n > 0 {
+		o.ObserveInt64(c, int64(n), d.unrecognizedOpts...)
+	}
+	if n := d.tooLarge.Load(); n > 0 {
+		o.ObserveInt64(c, int64(n), d.tooLargeOpts...)
+	}
 }
 
 // Attribute keys of the compat.decodes metric and of log records.
 const (
-	attrDecoder = "compat.decoder"
+	metricDecodes = "blastradius.compat.decodes"
+	attrDecoder   = "compat.decoder"
 	attrVersion = "compat.version"
 	attrResult  = "result"
 )
@@ -177,9 +210,13 @@ const (
 // the next candidate is tried.
 //
 // On failure Decode returns an *Error that matches ErrUnrecognized and lists
-// each attempt. Decoding is CPU work; ctx is used to record metrics and
-// logs, and Decode checks it between attempts (not before the first one):
-// if it is done, Decode stops with an *Error whose Cause is ctx.Err().
+// each attempt. Decoding is CPU work: ctx is passed to the logger, and
+// Decode checks it between attempts (not before the first one); if it is
+// done, Decode stops with an *Error whose Cause is ctx.Err().
+//
+// Every call is counted, per version and result, in Stats and in the
+// blastradius.compat.decodes metric (an asynchronous counter read from the
+// same atomic counters when the SDK collects).
 //
 // A successful decode by a version without a Sunset allocates nothing
 // beyond what its Decode allocates.
@@ -187,7 +224,6 @@ func (d *Decoder[T]) Decode(ctx context.Context, data []byte) (T, Result, error)
 	var zero T
 	if len(data) > d.maxSize {
 		d.tooLarge.Add(1)
-		d.decodes.Add(ctx, 1, d.tooLargeOpts...)
 		return zero, Result{}, &Error{Decoder: d.name, Size: len(data), Limit: d.maxSize, tooLarge: true}
 	}
 
@@ -227,7 +263,6 @@ phases:
 					refused = v
 				}
 				v.counts[resPastSunset].Add(1)
-				d.decodes.Add(ctx, 1, v.opts[resPastSunset]...)
 				attempts = append(attempts, Attempt{Version: v.Name, Err: ErrSunset})
 				continue
 			}
@@ -241,7 +276,6 @@ phases:
 				r = resFallback
 			}
 			v.counts[r].Add(1)
-			d.decodes.Add(ctx, 1, v.opts[r]...)
 			return out, res, nil
 		}
 	}
@@ -255,7 +289,6 @@ phases:
 		return zero, Result{Version: refused.Name, PastSunset: true}, e
 	}
 	d.unrecognized.Add(1)
-	d.decodes.Add(ctx, 1, d.unrecognizedOpts...)
 	return zero, Result{}, e
 }
 

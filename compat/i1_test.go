@@ -29,9 +29,7 @@ type attemptWant struct {
 func TestI1TokenGenerations(t *testing.T) {
 	clk := newClock(t0)
 	kit := newTokenKit(clk.Now)
-	other := newTokenKit(clk.Now) // same formats, wrong keys
-	other.keyV1, other.keyV2 = []byte("not-the-key"), []byte("not-the-key")
-	other.keysV3 = map[string][]byte{"k1": []byte("not-the-key")}
+	other := wrongKeys(clk.Now)
 	mp, reader := meter(t)
 	dec, err := compat.New(kit.versions(t0.Add(month)), compat.WithName("tokens"),
 		compat.WithClock(clk.Now), compat.WithMeterProvider(mp))
@@ -39,49 +37,7 @@ func TestI1TokenGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := t0.Add(time.Hour)
-	v3 := kit.mintV3("k1", "carol", exp)
-
-	tests := []struct {
-		name     string
-		token    string
-		want     Claims
-		result   compat.Result
-		attempts []attemptWant // on failure
-		tooLarge bool
-	}{
-		{name: "v1", token: kit.mintV1("alice", exp),
-			want: Claims{Subject: "alice", Expires: exp}, result: compat.Result{Version: "v1", Fallback: true}},
-		{name: "v2", token: kit.mintV2("bob", exp),
-			want: Claims{Subject: "bob", Expires: exp}, result: compat.Result{Version: "v2"}},
-		{name: "v3 key k1", token: v3,
-			want: Claims{Subject: "carol", Expires: exp, KeyID: "k1"}, result: compat.Result{Version: "v3"}},
-		{name: "v3 key k2", token: kit.mintV3("k2", "dave", exp),
-			want: Claims{Subject: "dave", Expires: exp, KeyID: "k2"}, result: compat.Result{Version: "v3"}},
-		{name: "v1 that looks like v2", token: kit.mintV1("v2.erin", exp),
-			want: Claims{Subject: "v2.erin", Expires: exp}, result: compat.Result{Version: "v1", Fallback: true}},
-
-		{name: "v1 wrong signature", token: other.mintV1("mallory", exp),
-			attempts: []attemptWant{{"v1", errBadSignature}}},
-		{name: "v2 wrong signature", token: other.mintV2("mallory", exp),
-			attempts: []attemptWant{{"v2", errBadSignature}, {"v1", errMalformed}}},
-		{name: "v3 wrong signature", token: other.mintV3("k1", "mallory", exp),
-			attempts: []attemptWant{{"v3", errBadSignature}, {"v1", errMalformed}}},
-		{name: "v3 tampered payload", token: strings.Replace(v3, "v3.k1.e", "v3.k1.f", 1),
-			attempts: []attemptWant{{"v3", errBadSignature}, {"v1", errMalformed}}},
-		{name: "v3 unknown key id", token: kit.mintV3("k9", "mallory", exp),
-			attempts: []attemptWant{{"v3", errUnknownKey}, {"v1", errMalformed}}},
-		{name: "v3 expired", token: kit.mintV3("k1", "carol", t0.Add(-time.Second)),
-			attempts: []attemptWant{{"v3", errExpired}, {"v1", errMalformed}}},
-		{name: "v1 expired", token: kit.mintV1("alice", t0),
-			attempts: []attemptWant{{"v1", errExpired}}},
-		{name: "v3 truncated", token: v3[:len(v3)-5],
-			attempts: []attemptWant{{"v3", errBadSignature}, {"v1", errMalformed}}},
-		{name: "future v4", token: "v4" + strings.TrimPrefix(kit.mintV3("k1", "carol", exp), "v3"),
-			attempts: []attemptWant{{"v1", errMalformed}}},
-		{name: "empty", token: "",
-			attempts: []attemptWant{{"v1", errMalformed}}},
-		{name: "too large", token: strings.Repeat("a", compat.DefaultMaxSize+1), tooLarge: true},
-	}
+	tests := i1Cases(kit, other, exp)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, res, err := dec.Decode(context.Background(), []byte(tt.token))
@@ -338,4 +294,62 @@ func TestVerifyForEdge(t *testing.T) {
 	if dec.Name() != "compat_test.Claims" {
 		t.Errorf("default name = %q", dec.Name())
 	}
+}
+
+type i1Case struct {
+	name     string
+	token    string
+	want     Claims
+	result   compat.Result
+	attempts []attemptWant // on failure
+	tooLarge bool
+}
+
+// i1Cases are the tokens of TestI1TokenGenerations (they also seed
+// FuzzDecode): every generation valid, and the ways each can fail. other
+// mints the same formats with the wrong keys.
+func i1Cases(kit, other *tokenKit, exp time.Time) []i1Case {
+	v3 := kit.mintV3("k1", "carol", exp)
+	return []i1Case{
+		{name: "v1", token: kit.mintV1("alice", exp),
+			want: Claims{Subject: "alice", Expires: exp}, result: compat.Result{Version: "v1", Fallback: true}},
+		{name: "v2", token: kit.mintV2("bob", exp),
+			want: Claims{Subject: "bob", Expires: exp}, result: compat.Result{Version: "v2"}},
+		{name: "v3 key k1", token: v3,
+			want: Claims{Subject: "carol", Expires: exp, KeyID: "k1"}, result: compat.Result{Version: "v3"}},
+		{name: "v3 key k2", token: kit.mintV3("k2", "dave", exp),
+			want: Claims{Subject: "dave", Expires: exp, KeyID: "k2"}, result: compat.Result{Version: "v3"}},
+		{name: "v1 that looks like v2", token: kit.mintV1("v2.erin", exp),
+			want: Claims{Subject: "v2.erin", Expires: exp}, result: compat.Result{Version: "v1", Fallback: true}},
+
+		{name: "v1 wrong signature", token: other.mintV1("mallory", exp),
+			attempts: []attemptWant{{"v1", errBadSignature}}},
+		{name: "v2 wrong signature", token: other.mintV2("mallory", exp),
+			attempts: []attemptWant{{"v2", errBadSignature}, {"v1", errMalformed}}},
+		{name: "v3 wrong signature", token: other.mintV3("k1", "mallory", exp),
+			attempts: []attemptWant{{"v3", errBadSignature}, {"v1", errMalformed}}},
+		{name: "v3 tampered payload", token: strings.Replace(v3, "v3.k1.e", "v3.k1.f", 1),
+			attempts: []attemptWant{{"v3", errBadSignature}, {"v1", errMalformed}}},
+		{name: "v3 unknown key id", token: kit.mintV3("k9", "mallory", exp),
+			attempts: []attemptWant{{"v3", errUnknownKey}, {"v1", errMalformed}}},
+		{name: "v3 expired", token: kit.mintV3("k1", "carol", t0.Add(-time.Second)),
+			attempts: []attemptWant{{"v3", errExpired}, {"v1", errMalformed}}},
+		{name: "v1 expired", token: kit.mintV1("alice", t0),
+			attempts: []attemptWant{{"v1", errExpired}}},
+		{name: "v3 truncated", token: v3[:len(v3)-5],
+			attempts: []attemptWant{{"v3", errBadSignature}, {"v1", errMalformed}}},
+		{name: "future v4", token: "v4" + strings.TrimPrefix(kit.mintV3("k1", "carol", exp), "v3"),
+			attempts: []attemptWant{{"v1", errMalformed}}},
+		{name: "empty", token: "",
+			attempts: []attemptWant{{"v1", errMalformed}}},
+		{name: "too large", token: strings.Repeat("a", compat.DefaultMaxSize+1), tooLarge: true},
+	}
+}
+
+// wrongKeys returns a kit that mints the same formats with the wrong keys.
+func wrongKeys(now func() time.Time) *tokenKit {
+	other := newTokenKit(now)
+	other.keyV1, other.keyV2 = []byte("not-the-key"), []byte("not-the-key")
+	other.keysV3 = map[string][]byte{"k1": []byte("not-the-key")}
+	return other
 }
