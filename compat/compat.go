@@ -194,8 +194,8 @@ func (d *Decoder[T]) observe(o metric.Observer, c metric.Int64Observable) {
 const (
 	metricDecodes = "blastradius.compat.decodes"
 	attrDecoder   = "compat.decoder"
-	attrVersion = "compat.version"
-	attrResult  = "result"
+	attrVersion   = "compat.version"
+	attrResult    = "result"
 )
 
 // Decode decodes data with the first version that accepts it.

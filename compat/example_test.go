@@ -20,8 +20,8 @@ type User struct {
 
 // The old format, "id|name", and its upgrade step.
 type userV1 struct {
-	ID   int
-	Name string
+	ID       int
+	Nickname string
 }
 
 func parseUserV1(b []byte) (userV1, error) {
@@ -30,10 +30,10 @@ func parseUserV1(b []byte) (userV1, error) {
 	if !ok || err != nil {
 		return userV1{}, errors.New("not id|name")
 	}
-	return userV1{ID: n, Name: name}, nil
+	return userV1{ID: n, Nickname: name}, nil
 }
 
-func upgradeUserV1(u userV1) (User, error) { return User{ID: u.ID, Name: u.Name}, nil }
+func upgradeUserV1(u userV1) (User, error) { return User{ID: u.ID, Name: u.Nickname}, nil }
 
 // The current format, JSON with "v":2.
 func parseUserV2(b []byte) (User, error) {
