@@ -32,7 +32,7 @@ type Scalar interface {
 //   - a bool value matches true or false;
 //   - an integer value matches a JSON number that is an integer with the
 //     same value (2, 2.0 and 2e0 all match 2); a float value matches a JSON
-//     number with the same float64 value.
+//     number that rounds to the same value in the float's own type.
 //
 // The first member with that name decides. A value of another JSON type
 // (including null, objects and arrays) never matches.
@@ -49,7 +49,7 @@ func JSONField[V Scalar](name string, value V) func(data []byte) bool {
 }
 
 type scalar struct {
-	kind reflect.Kind // String, Bool, Int64, Uint64 or Float64
+	kind reflect.Kind // String, Bool, Int64, Uint64, Float32 or Float64
 	s    string
 	b    bool
 	i    int64
@@ -68,7 +68,9 @@ func scalarOf[V Scalar](value V) scalar {
 		return scalar{kind: reflect.Int64, i: rv.Int()}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return scalar{kind: reflect.Uint64, u: rv.Uint()}
-	default: // Float32, Float64
+	case reflect.Float32:
+		return scalar{kind: reflect.Float32, f: rv.Float()}
+	default: // Float64
 		return scalar{kind: reflect.Float64, f: rv.Float()}
 	}
 }
@@ -96,6 +98,8 @@ func (w scalar) equal(tok json.Token) bool {
 				return u == w.u
 			}
 			return f == math.Trunc(f) && f >= 0 && f <= 1<<53 && uint64(f) == w.u
+		case reflect.Float32:
+			return float32(f) == float32(w.f)
 		case reflect.Float64:
 			return f == w.f
 		}

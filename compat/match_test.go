@@ -63,6 +63,8 @@ func TestJSONField(t *testing.T) {
 	neg := compat.JSONField("version", int8(-7))
 	half := compat.JSONField("version", 1.5)
 	yes := compat.JSONField("version", true)
+	half32 := compat.JSONField("version", float32(1.5))
+	tenth32 := compat.JSONField("version", float32(0.1))
 	type myString string
 	named := compat.JSONField("version", myString("2"))
 
@@ -85,6 +87,8 @@ func TestJSONField(t *testing.T) {
 		{jsonFieldDocs[6], int2, false},
 		{jsonFieldDocs[7], half, true},
 		{jsonFieldDocs[7], int2, false},
+		{jsonFieldDocs[7], half32, true},
+		{`{"version":0.1}`, tenth32, true},
 		{jsonFieldDocs[8], yes, true},
 		{jsonFieldDocs[8], str2, false},
 		{jsonFieldDocs[9], str2, false},
