@@ -330,8 +330,16 @@ func (g *Gate) armLocked() {
 		g.nextDue.Store(noDue)
 		return
 	}
-	g.nextDue.Store(g.stepStart.Add(g.schedule[g.step].hold).UnixNano())
+	due := g.stepStart.Add(g.schedule[g.step].hold)
+	if due.After(maxDue) {
+		g.nextDue.Store(noDue - 1) // beyond UnixNano's range: still checked by dueLocked
+		return
+	}
+	g.nextDue.Store(due.UnixNano())
 }
+
+// maxDue is the last time whose UnixNano does not overflow.
+var maxDue = time.Unix(0, noDue-1)
 
 // evaluate is the one place where the schedule moves. If the current
 // step's hold has passed at now and every promotion veto allows it, it
@@ -410,6 +418,8 @@ func (g *Gate) effectivePercent() float64 {
 type Status struct {
 	// Name is the gate's name.
 	Name string `json:"name"`
+	// Salt is the gate's salt: Bucket(Salt, key) tells whether a key is in.
+	Salt string `json:"salt"`
 	// Percent is the configured percent. While Killed, no key is enabled,
 	// and Percent is what Resume restores.
 	Percent float64 `json:"percent"`
@@ -447,6 +457,7 @@ func (g *Gate) Status() Status {
 	g.mu.Lock()
 	st := Status{
 		Name:      g.name,
+		Salt:      g.salt,
 		Percent:   unitsPercent(g.units),
 		Killed:    g.killed,
 		Reason:    g.reason,

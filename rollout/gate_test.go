@@ -112,7 +112,7 @@ func TestKillResume(t *testing.T) {
 		t.Fatal("killed gate enabled a key")
 	}
 	want := rollout.Status{Name: "g", Percent: 100, Killed: true, Reason: "INC-1: payments failing",
-		KilledBy: rollout.KilledManual, KilledAt: clk.Now(), Step: -1}
+		KilledBy: rollout.KilledManual, KilledAt: clk.Now(), Step: -1, Salt: "g"}
 	if st := g.Status(); st != want {
 		t.Fatalf("status = %+v\nwant     %+v", st, want)
 	}

@@ -43,6 +43,8 @@ type Step struct {
 // lock of the gate held, with the index of the step the schedule is about to
 // enter and the gate clock's time; it returns false and a reason to hold the
 // gate at its current step. The schedule asks again on the next evaluation.
+// It may run on a goroutine that called Enabled or Status, so it must be
+// fast and must not block.
 type PromotionCheck func(next int, now time.Time) (ok bool, reason string)
 
 // AllowPromotion calls f. It makes a PromotionCheck a promotion veto.

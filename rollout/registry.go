@@ -139,7 +139,7 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 		applied: make(map[string]configEntry),
 	}
 	r.noisy = slog.New(logbudget.New(c.logger.Handler(), logbudget.Options{
-		Limit: 10, Interval: time.Minute, Now: c.now,
+		Limit: 10, Interval: time.Minute, KeyAttr: attrKey, Now: c.now,
 	}))
 	m := telemetry.Meter(c.mp, "rollout")
 	r.loads = telemetry.Counter(m, "blastradius.rollout.config.loads",
@@ -303,17 +303,20 @@ func (r *Registry) loadConfig(rd io.Reader) (ConfigInfo, error) {
 	for i, e := range doc.entries {
 		g := gates[i]
 		prev, had := r.applied[e.Name]
-		if e.Units != nil && (!had || prev.Units == nil || *prev.Units != *e.Units) {
-			g.setUnits(*e.Units, KilledByConfig)
-		}
-		switch {
-		case e.Killed && (!had || !prev.Killed):
+		setPercent := e.Units != nil && (!had || prev.Units == nil || *prev.Units != *e.Units)
+		// Kill before a new percent and resume after it, so that no call
+		// ever sees the new percent on a gate that this config kills.
+		if e.Killed && (!had || !prev.Killed) {
 			reason := e.Reason
 			if reason == "" {
 				reason = "killed by config " + doc.version
 			}
 			g.kill(KilledByConfig, reason)
-		case !e.Killed && had && prev.Killed:
+		}
+		if setPercent {
+			g.setUnits(*e.Units, KilledByConfig)
+		}
+		if !e.Killed && had && prev.Killed {
 			g.resume(KilledByConfig)
 		}
 		next[e.Name] = e

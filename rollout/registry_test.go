@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -357,5 +358,36 @@ func TestConfigLoadsMetric(t *testing.T) {
 	}
 	if got["applied"] != 2 || got["rejected"] != 3 || len(got) != 2 {
 		t.Fatalf("config.loads = %v, want applied 2, rejected 3", got)
+	}
+}
+
+// TestConfigKillsBeforeRaising: an entry that kills a gate and raises its
+// percent kills first, so no call sees the new percent live.
+func TestConfigKillsBeforeRaising(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	reg, _ := rollout.NewRegistry()
+	g, _ := rollout.New("g", rollout.WithPercent(1), rollout.WithLogger(logger))
+	_ = reg.Register(g)
+	if _, err := reg.LoadConfig(strings.NewReader(`{"version":"1","gates":[{"name":"g","percent":100,"killed":true}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	log := buf.String()
+	k, p := strings.Index(log, "gate killed"), strings.Index(log, "percent set")
+	if k < 0 || p < 0 || k > p {
+		t.Fatalf("kill must come before the new percent:\n%s", log)
+	}
+	if st := g.Status(); !st.Killed || st.Percent != 100 || st.KilledBy != rollout.KilledByConfig || st.Reason != "killed by config 1" {
+		t.Fatalf("status %+v", st)
+	}
+	// Resume after lowering: the new percent is in place before the resume.
+	buf.Reset()
+	if _, err := reg.LoadConfig(strings.NewReader(`{"version":"2","gates":[{"name":"g","percent":2}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	log = buf.String()
+	r, p := strings.Index(log, "gate resumed"), strings.Index(log, "percent set")
+	if r < 0 || p < 0 || p > r {
+		t.Fatalf("the new percent must come before the resume:\n%s", log)
 	}
 }

@@ -241,3 +241,19 @@ func TestConcurrentEvaluation(t *testing.T) {
 		t.Fatalf("promotion check ran %d times, want 1", n)
 	}
 }
+
+func TestScheduleHugeHold(t *testing.T) {
+	clk := newClock()
+	g, err := rollout.New("forever", rollout.WithClock(clk.Now), rollout.WithSchedule(
+		rollout.Step{Percent: 1, Hold: 1<<63 - 1}, rollout.Step{Percent: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(100 * 365 * 24 * time.Hour)
+	for i := range 10_000 {
+		_ = g.Enabled(fmt.Sprint(i))
+	}
+	if st := g.Status(); st.Step != 0 || st.Percent != 1 || !st.Scheduled {
+		t.Fatalf("status %+v", st)
+	}
+}
