@@ -245,10 +245,10 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	case ReasonPanic: // logged by call, with the stack
 	case ReasonMissing:
 		a.budget.log(ctx, slog.LevelDebug, "edge: auth failed", slog.String("reason", reason.String()),
-			slog.String("result", res.Outcome.String()), slog.String("path", r.URL.Path))
+			slog.String("path", r.URL.Path))
 	default:
 		a.budget.log(ctx, slog.LevelWarn, "edge: auth failed", slog.String("reason", reason.String()),
-			slog.String("result", res.Outcome.String()), slog.String("path", r.URL.Path), slog.Any("error", err))
+			slog.String("path", r.URL.Path), slog.Any("error", err))
 	}
 	if a.cfg.observer != nil {
 		a.cfg.observer(r, res)
@@ -277,7 +277,7 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, err error, reason 
 			st := &stackValue{}
 			st.live.Store(true)
 			a.budget.log(ctx, slog.LevelError, "edge: auth failed", slog.String("reason", ReasonPanic.String()),
-				slog.String("result", a.failed.Outcome.String()), slog.Any("panic", v), slog.Any("stack", st))
+				slog.Any("panic", v), slog.Any("stack", st))
 			st.live.Store(false)
 		}
 	}()

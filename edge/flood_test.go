@@ -61,7 +61,9 @@ func floodRequests() []floodReq {
 	add(3000, func(i int) floodReq {
 		return floodReq{auth: fmt.Sprintf("Bearer v1:user%d", i), reason: edge.ReasonUnsupportedVersion}
 	})
-	add(500, func(i int) floodReq { return floodReq{auth: fmt.Sprintf("Bearer crash.%d", i), reason: edge.ReasonPanic} })
+	add(500, func(i int) floodReq {
+		return floodReq{auth: fmt.Sprintf("Bearer crash.%d", i), reason: edge.ReasonPanic}
+	})
 	// 500 garbage.
 	add(150, func(int) floodReq { // random bytes, including obs-text (>= 0x80)
 		b := make([]byte, 1+rng.IntN(200))

@@ -3,10 +3,12 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/blastradius/blastradius/internal/logbudget"
 	"github.com/blastradius/blastradius/internal/telemetry"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -88,16 +90,48 @@ func NewLogBudget(next slog.Handler, opts ...LogBudgetOption) *LogBudget {
 			o.applyBudget(&c)
 		}
 	}
-	c.o.Now = c.now
-	suppressed := telemetry.Counter(telemetry.Meter(c.mp, "edge"), "blastradius.edge.log.suppressed",
-		"Log records suppressed by a log budget.", "{record}")
-	none := []metric.AddOption{}
-	c.o.OnSuppress = func(ctx context.Context) { suppressed.Add(ctx, 1, none...) }
-	now := c.now
+	now, stampNow := c.now, c.now
 	if now == nil {
-		now = time.Now
+		now, stampNow = monoNow, time.Now
 	}
-	return &LogBudget{h: logbudget.New(next, c.o), now: now}
+	c.o.Now = now
+	// The suppressed count is an observable counter over an atomic, so a
+	// suppressed record (the flood path) costs an atomic add, not a
+	// synchronous instrument update.
+	suppressed := new(atomic.Int64)
+	c.o.OnSuppress = func(context.Context) { suppressed.Add(1) }
+	m := telemetry.Meter(c.mp, "edge")
+	if _, err := m.Int64ObservableCounter("blastradius.edge.log.suppressed",
+		metric.WithDescription("Log records suppressed by a log budget."), metric.WithUnit("{record}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(suppressed.Load())
+			return nil
+		})); err != nil {
+		otel.Handle(err)
+	}
+	return &LogBudget{h: logbudget.New(stamp{next: next, now: stampNow}, c.o), now: stampNow}
+}
+
+// stamp sits between the budget and the wrapped handler: it gives the time
+// to records that edge created without one, so a suppressed record never
+// pays for a clock read.
+type stamp struct {
+	next slog.Handler
+	now  func() time.Time
+}
+
+func (s stamp) Enabled(ctx context.Context, l slog.Level) bool { return s.next.Enabled(ctx, l) }
+func (s stamp) Handle(ctx context.Context, r slog.Record) error {
+	if r.Time.IsZero() {
+		r.Time = s.now()
+	}
+	return s.next.Handle(ctx, r)
+}
+func (s stamp) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return stamp{next: s.next.WithAttrs(attrs), now: s.now}
+}
+func (s stamp) WithGroup(name string) slog.Handler {
+	return stamp{next: s.next.WithGroup(name), now: s.now}
 }
 
 // Enabled reports whether the wrapped handler handles records at level l.
@@ -128,7 +162,15 @@ func (b *LogBudget) log(ctx context.Context, level slog.Level, msg string, attrs
 	if !b.h.Enabled(ctx, level) {
 		return
 	}
-	r := slog.NewRecord(b.now(), level, msg, 0)
+	r := slog.NewRecord(time.Time{}, level, msg, 0) // stamped if it passes
 	r.AddAttrs(attrs...)
 	_ = b.h.Handle(ctx, r)
 }
+
+// monoBase anchors monoNow.
+var monoBase = time.Now()
+
+// monoNow is the budget's default clock: monoBase advanced by the monotonic
+// time since, which costs one clock read where time.Now costs two. Budget
+// intervals only need elapsed time; record timestamps still use time.Now.
+func monoNow() time.Time { return monoBase.Add(time.Since(monoBase)) }

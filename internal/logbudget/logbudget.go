@@ -141,15 +141,21 @@ type summary struct {
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	st := h.st
 	kv := h.keyValue(r)
-	key := r.Message + "\x00" + kv
+	// The key is built in a stack buffer and looked up without converting
+	// it to a string (m[string(b)] does not allocate), so a record of a
+	// known key, passed or suppressed, costs no allocation here.
+	var buf [128]byte
+	kb := append(append(append(buf[:0], r.Message...), 0), kv...)
 	now := st.opts.Now()
 
 	st.mu.Lock()
 	sums := st.sweepLocked(now, nil)
-	e, ok := st.keys[key]
+	e, ok := st.keys[string(kb)]
 	if !ok {
-		if len(st.keys) >= st.opts.MaxKeys {
-			key = OverflowKey
+		key := OverflowKey
+		if len(st.keys) < st.opts.MaxKeys {
+			key = string(kb)
+		} else {
 			e = st.keys[key]
 		}
 		if e == nil {

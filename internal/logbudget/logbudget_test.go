@@ -110,3 +110,26 @@ func (c countHandler) Enabled(context.Context, slog.Level) bool  { return true }
 func (c countHandler) Handle(context.Context, slog.Record) error { c.n.Add(1); return nil }
 func (c countHandler) WithAttrs([]slog.Attr) slog.Handler        { return c }
 func (c countHandler) WithGroup(string) slog.Handler             { return c }
+
+// TestHandleKnownKeyAllocs: once a key is known, handling its records
+// (passed or suppressed) allocates nothing in the budget itself.
+func TestHandleKnownKeyAllocs(t *testing.T) {
+	var n atomic.Int64
+	h := logbudget.New(countHandler{&n}, logbudget.Options{Limit: 1000, Interval: time.Hour, KeyAttr: "reason"})
+	r := slog.NewRecord(time.Now(), slog.LevelWarn, "auth failed", 0)
+	r.AddAttrs(slog.String("reason", "expired"))
+	ctx := context.Background()
+	_ = h.Handle(ctx, r)
+	if a := testing.AllocsPerRun(500, func() { _ = h.Handle(ctx, r) }); a != 0 { // passed
+		t.Errorf("passed record: %v allocs, want 0", a)
+	}
+	if a := testing.AllocsPerRun(2000, func() { _ = h.Handle(ctx, r) }); a != 0 { // suppressed
+		t.Errorf("suppressed record: %v allocs, want 0", a)
+	}
+	long := slog.NewRecord(time.Now(), slog.LevelWarn, strings.Repeat("m", 300), 0)
+	_ = h.Handle(ctx, long)
+	h.Flush(ctx)
+	if n.Load() != 1000+1+1 {
+		t.Errorf("%d records reached next, want 1000 passed, the long one and one summary", n.Load())
+	}
+}
