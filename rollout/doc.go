@@ -68,7 +68,7 @@
 //     sample uses the runtime's per-thread random source, so it adds no
 //     shared write. The lag it leaves is random: the chance that n Enabled
 //     calls after the due time all skip the check is (255/256)ⁿ, for example
-//     0.02% for n = 2,000.
+//     0.04% for n = 2,000.
 //
 // A gate that sees few Enabled calls and no Watch should have Status called
 // periodically. SetPercent stops the schedule (an operator's setting wins);
