@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/blastradius/blastradius/breaker"
@@ -42,4 +47,57 @@ func ExampleCall() {
 	})
 	fmt.Println(price, err, b.State())
 	// Output: 1299 <nil> closed
+}
+
+// ExampleNewTransport wraps an http.Client: idempotent requests that fail
+// with a 5xx, a 429 or a transport error are retried within the retry
+// budget, and a host whose breaker is open fails fast with ErrOpen.
+func ExampleNewTransport() {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "hello")
+	}))
+	defer srv.Close()
+
+	client := &http.Client{Transport: breaker.NewTransport(nil,
+		breaker.WithRetries(2),
+		breaker.WithBackoff(10*time.Millisecond, 100*time.Millisecond),
+		breaker.WithOpenDuration(30*time.Second),
+	)}
+	defer client.CloseIdleConnections()
+
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, string(body), "after", hits.Load(), "attempts")
+
+	// A sick host: 5 consecutive failures (the default) open its breaker
+	// during the second Get; the third fails fast, through a *url.Error.
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "sick", http.StatusInternalServerError)
+	}))
+	defer sick.Close()
+	for range 3 {
+		resp, err := client.Get(sick.URL)
+		if err != nil {
+			var ue *url.Error
+			fmt.Println(errors.As(err, &ue), errors.Is(err, breaker.ErrOpen))
+			continue
+		}
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode)
+	}
+	// Output:
+	// 200 hello after 2 attempts
+	// 500
+	// 500
+	// true true
 }
