@@ -67,7 +67,9 @@ func TestRetryStorm(t *testing.T) {
 		rt   func(t *testing.T, down http.RoundTripper) func() http.RoundTripper
 	}{
 		{"naive", func(_ *testing.T, down http.RoundTripper) func() http.RoundTripper {
-			return func() http.RoundTripper { return &naiveRetrier{base: down, retries: 3, initial: 100 * time.Millisecond} }
+			return func() http.RoundTripper {
+				return &naiveRetrier{base: down, retries: 3, initial: 100 * time.Millisecond}
+			}
 		}},
 		{"blastradius", func(t *testing.T, down http.RoundTripper) func() http.RoundTripper {
 			return func() http.RoundTripper {
