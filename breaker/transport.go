@@ -109,6 +109,15 @@ func (t *Transport) Breaker(key string) (*Breaker, error) {
 	return b, nil
 }
 
+// CloseIdleConnections closes the base transport's idle connections, if it
+// has a CloseIdleConnections method; http.Client.CloseIdleConnections calls
+// it.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b, err := t.Breaker(t.key(req))
