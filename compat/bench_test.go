@@ -2,6 +2,7 @@ package compat_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,45 +12,9 @@ import (
 // BenchmarkDecode compares Decoder.Decode with calling the matching
 // version's Decode func directly, in the same run, for each token generation
 // and for a trivial non-allocating format (which shows the absolute
-// overhead). The decoder records to a real OpenTelemetry SDK meter provider.
-// Compare with: benchstat -col /via.
+// overhead); see benchCases. Compare with: benchstat -col /via.
 func BenchmarkDecode(b *testing.B) {
-	clk := newClock(t0)
-	kit := newTokenKit(clk.Now)
-	mp, _ := meter(b)
-	vs := kit.versions(t0.Add(100 * month)) // v1 has a sunset, not yet reached
-	tokens, err := compat.New(vs, compat.WithName("tokens"), compat.WithMeterProvider(mp), compat.WithClock(clk.Now))
-	if err != nil {
-		b.Fatal(err)
-	}
-	exp := t0.Add(time.Hour)
-
-	tiny := []compat.Version[int]{
-		{Name: "hex", Match: compat.Prefix("0x"), Decode: func([]byte) (int, error) { return 0, errNo }},
-		{Name: "dec", Match: compat.Prefix("1"), Decode: digits},
-	}
-	tinyDec, err := compat.New(tiny, compat.WithName("tiny"), compat.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	type decodeFunc func([]byte) error
-	cases := []struct {
-		name   string
-		in     []byte
-		direct decodeFunc
-		compat decodeFunc
-	}{
-		{"v3", []byte(kit.mintV3("k1", "carol", exp)), func(in []byte) error { _, err := vs[0].Decode(in); return err },
-			func(in []byte) error { _, _, err := tokens.Decode(context.Background(), in); return err }},
-		{"v2", []byte(kit.mintV2("bob", exp)), func(in []byte) error { _, err := vs[1].Decode(in); return err },
-			func(in []byte) error { _, _, err := tokens.Decode(context.Background(), in); return err }},
-		{"v1", []byte(kit.mintV1("alice", exp)), func(in []byte) error { _, err := vs[2].Decode(in); return err },
-			func(in []byte) error { _, _, err := tokens.Decode(context.Background(), in); return err }},
-		{"tiny", []byte("1234567"), func(in []byte) error { _, err := tiny[1].Decode(in); return err },
-			func(in []byte) error { _, _, err := tinyDec.Decode(context.Background(), in); return err }},
-	}
-	for _, c := range cases {
+	for _, c := range benchCases(b) {
 		for _, via := range []struct {
 			name string
 			f    decodeFunc
@@ -77,5 +42,88 @@ func BenchmarkDecode(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkDecodePaired measures the same pairs as BenchmarkDecode, but
+// alternates blocks of direct and compat calls within one loop and reports
+// the medians of the per-block times, so that load from other processes on
+// a shared machine hits both sides alike. It reports direct-ns/op,
+// compat-ns/op, overhead-ns/op and the ratio compat/direct.
+func BenchmarkDecodePaired(b *testing.B) {
+	for _, c := range benchCases(b) {
+		b.Run("token="+c.name, func(b *testing.B) {
+			const block = 32
+			var direct, viaCompat []float64
+			for done := 0; done < b.N; done += block {
+				for i, f := range []decodeFunc{c.direct, c.compat} {
+					start := time.Now()
+					for range block {
+						if err := f(c.in); err != nil {
+							b.Fatal(err)
+						}
+					}
+					ns := float64(time.Since(start).Nanoseconds()) / block
+					if i == 0 {
+						direct = append(direct, ns)
+					} else {
+						viaCompat = append(viaCompat, ns)
+					}
+				}
+			}
+			d, v := median(direct), median(viaCompat)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(d, "direct-ns/op")
+			b.ReportMetric(v, "compat-ns/op")
+			b.ReportMetric(v-d, "overhead-ns/op")
+			b.ReportMetric(v/d, "compat/direct")
+		})
+	}
+}
+
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+type decodeFunc func([]byte) error
+
+type benchCase struct {
+	name   string
+	in     []byte
+	direct decodeFunc
+	compat decodeFunc
+}
+
+// benchCases pairs each token generation, and a trivial non-allocating
+// format that shows the absolute overhead, with the matching version's
+// Decode called directly. The decoders record to a real OpenTelemetry SDK
+// meter provider.
+func benchCases(b *testing.B) []benchCase {
+	clk := newClock(t0)
+	kit := newTokenKit(clk.Now)
+	mp, _ := meter(b)
+	vs := kit.versions(t0.Add(100 * month)) // v1 has a sunset, not yet reached
+	tokens, err := compat.New(vs, compat.WithName("tokens"), compat.WithMeterProvider(mp), compat.WithClock(clk.Now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	exp := t0.Add(time.Hour)
+
+	tiny := []compat.Version[int]{
+		{Name: "hex", Match: compat.Prefix("0x"), Decode: func([]byte) (int, error) { return 0, errNo }},
+		{Name: "dec", Match: compat.Prefix("1"), Decode: digits},
+	}
+	tinyDec, err := compat.New(tiny, compat.WithName("tiny"), compat.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	viaTokens := func(in []byte) error { _, _, err := tokens.Decode(context.Background(), in); return err }
+	return []benchCase{
+		{"v3", []byte(kit.mintV3("k1", "carol", exp)), func(in []byte) error { _, err := vs[0].Decode(in); return err }, viaTokens},
+		{"v2", []byte(kit.mintV2("bob", exp)), func(in []byte) error { _, err := vs[1].Decode(in); return err }, viaTokens},
+		{"v1", []byte(kit.mintV1("alice", exp)), func(in []byte) error { _, err := vs[2].Decode(in); return err }, viaTokens},
+		{"tiny", []byte("1234567"), func(in []byte) error { _, err := tiny[1].Decode(in); return err },
+			func(in []byte) error { _, _, err := tinyDec.Decode(context.Background(), in); return err }},
 	}
 }
