@@ -227,7 +227,7 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		err error
 	)
 	if reason == ReasonNone {
-		p, err, reason = a.call(ctx, tok)
+		p, reason, err = a.call(ctx, tok)
 	}
 	if reason == ReasonNone {
 		a.results.Add(ctx, 1, a.addOpts[OutcomeOK][ReasonNone]...)
@@ -267,7 +267,7 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 }
 
 // call runs verify, recovering a panic, and classifies its error.
-func (a *auth[P]) call(ctx context.Context, tok string) (p P, err error, reason Reason) {
+func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			var zero P
@@ -285,7 +285,7 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, err error, reason 
 	if err != nil {
 		reason = classify(err)
 	}
-	return p, err, reason
+	return p, reason, err
 }
 
 // classify maps a verify error to a Reason.

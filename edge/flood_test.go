@@ -192,6 +192,8 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+type naiveKey struct{}
+
 // naiveAuth reproduces the incident: a token error or a parser panic
 // becomes a 500 and a log line with a stack trace.
 func naiveAuth(verify func(context.Context, string) (user, error), logger *slog.Logger) edge.Middleware {
@@ -210,7 +212,7 @@ func naiveAuth(verify func(context.Context, string) (user, error), logger *slog.
 				http.Error(w, "internal error", http.StatusInternalServerError)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), "user", u)))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), naiveKey{}, u)))
 		})
 	}
 }

@@ -144,8 +144,10 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	// The key is built in a stack buffer and looked up without converting
 	// it to a string (m[string(b)] does not allocate), so a record of a
 	// known key, passed or suppressed, costs no allocation here.
+	// Keys end in NUL, so no message and attribute value can produce
+	// OverflowKey.
 	var buf [128]byte
-	kb := append(append(append(buf[:0], r.Message...), 0), kv...)
+	kb := append(append(append(append(buf[:0], r.Message...), 0), kv...), 0)
 	now := st.opts.Now()
 
 	st.mu.Lock()

@@ -133,3 +133,17 @@ func TestHandleKnownKeyAllocs(t *testing.T) {
 		t.Errorf("%d records reached next, want 1000 passed, the long one and one summary", n.Load())
 	}
 }
+
+// TestNoKeyCollidesWithOverflow: an empty message with the key value
+// "overflow" is an ordinary key, not the overflow budget.
+func TestNoKeyCollidesWithOverflow(t *testing.T) {
+	var buf bytes.Buffer
+	h := logbudget.New(newText(&buf), logbudget.Options{Limit: 1, KeyAttr: "k"})
+	l := slog.New(h)
+	l.Info("", "k", "overflow")
+	l.Info("", "k", "overflow")
+	h.Flush(context.Background())
+	if got := buf.String(); strings.Contains(got, "key overflow") || !strings.Contains(got, `message="" suppressed=1 k=overflow`) {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -1,0 +1,160 @@
+package edge_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/blastradius/blastradius/edge"
+	"golang.org/x/time/rate"
+)
+
+// get sends one request to h and prints the status and body.
+func get(h http.Handler, authorization string) {
+	req := httptest.NewRequest("GET", "/", nil)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Printf("%d %s", rec.Code, rec.Body)
+	if v := rec.Header().Get("WWW-Authenticate"); v != "" {
+		fmt.Printf("WWW-Authenticate: %s\n", v)
+	}
+	if v := rec.Header().Get("Retry-After"); v != "" {
+		fmt.Printf("Retry-After: %s\n", v)
+	}
+}
+
+func ExampleAuth() {
+	verify := func(_ context.Context, tok string) (string, error) {
+		switch {
+		case strings.HasPrefix(tok, "v2."):
+			return tok[3:], nil
+		case strings.HasPrefix(tok, "v1."):
+			return "", edge.ErrUnsupportedVersion // an old token still in the wild
+		}
+		panic("parser bug") // recovered: counted as reason "panic"
+	}
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if name, ok := edge.PrincipalFrom[string](r.Context()); ok {
+			fmt.Fprintf(w, "hello %s\n", name)
+			return
+		}
+		res, _ := edge.AuthResultFrom(r.Context())
+		fmt.Fprintf(w, "hello anonymous (%s)\n", res.Reason)
+	})
+	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
+
+	h := edge.Auth(verify, quiet)(hello)
+	get(h, "Bearer v2.alice")
+	get(h, "Bearer v1.bob")
+	get(h, "Bearer ???")
+	get(h, "")
+
+	required := edge.Auth(verify, quiet, edge.WithRequired())(hello)
+	get(required, "Bearer v1.bob")
+	get(required, "")
+	// Output:
+	// 200 hello alice
+	// 200 hello anonymous (unsupported_version)
+	// 200 hello anonymous (panic)
+	// 200 hello anonymous (missing)
+	// 401 WWW-Authenticate: Bearer error="invalid_token"
+	// 401 WWW-Authenticate: Bearer
+}
+
+func ExampleRecover() {
+	h := edge.Recover(edge.WithLogger(slog.New(slog.DiscardHandler)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic("nil pointer somewhere")
+	}))
+	get(h, "")
+	// Output:
+	// 500 Internal Server Error
+}
+
+func ExampleShed() {
+	h := edge.Shed(
+		edge.WithRate(rate.Every(time.Minute), 2), // 2 at once, then one a minute
+		edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
+		edge.WithLogger(slog.New(slog.DiscardHandler)),
+	)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	for range 3 {
+		get(h, "")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	fmt.Println("healthz", rec.Code)
+	// Output:
+	// 200 ok
+	// 200 ok
+	// 429 Retry-After: 60
+	// healthz 200
+}
+
+func ExampleChain() {
+	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
+	verify := func(_ context.Context, tok string) (string, error) {
+		if tok == "good" {
+			return "alice", nil
+		}
+		return "", edge.ErrInvalid
+	}
+	// Recover is outermost, so it also catches panics in Shed and Auth.
+	h := edge.Chain(
+		edge.Recover(quiet),
+		edge.Shed(edge.WithMaxInFlight(100), quiet),
+		edge.Auth(verify, quiet, edge.WithRequired()),
+	)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, _ := edge.PrincipalFrom[string](r.Context())
+		if name == "alice" && r.URL.Query().Has("crash") {
+			panic("bug")
+		}
+		fmt.Fprintf(w, "hi %s\n", name)
+	}))
+	get(h, "Bearer good")
+	get(h, "Bearer bad")
+	req := httptest.NewRequest("GET", "/?crash", nil)
+	req.Header.Set("Authorization", "Bearer good")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Print(rec.Code, " ", rec.Body)
+	// Output:
+	// 200 hi alice
+	// 401 WWW-Authenticate: Bearer error="invalid_token"
+	// 500 Internal Server Error
+}
+
+func ExampleNewLogBudget() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	text := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{} // keep the output stable
+		}
+		return a
+	}})
+	budget := edge.NewLogBudget(text,
+		edge.WithLogLimit(2), edge.WithLogInterval(time.Minute), edge.WithLogKeyAttr("reason"),
+		edge.WithClock(func() time.Time { return now }))
+	log := slog.New(budget)
+	for range 5 {
+		log.Warn("auth failed", "reason", "expired")
+	}
+	log.Warn("auth failed", "reason", "invalid") // another key, its own budget
+
+	now = now.Add(time.Minute) // the interval ends; the next record writes the summary
+	log.Info("tick")
+	budget.Flush(context.Background()) // on shutdown: nothing pending here
+	// Output:
+	// level=WARN msg="auth failed" reason=expired
+	// level=WARN msg="auth failed" reason=expired
+	// level=WARN msg="auth failed" reason=invalid
+	// level=WARN msg="log budget: records suppressed" message="auth failed" suppressed=3 since=2026-01-01T12:00:00.000Z reason=expired
+	// level=INFO msg=tick
+}
