@@ -92,6 +92,10 @@ type Decoder[T any] struct {
 // It returns an error wrapping ErrInvalidConfig if there are no versions, a
 // version has an empty or duplicate name or a nil Decode, or an option is
 // invalid.
+//
+// A Decoder registers a metric callback that lives as long as its meter
+// provider: build decoders once, at start-up, not per request. Decoders that
+// share a name add up in the metric.
 func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 	c := defaultConfig()
 	for _, o := range opts {
