@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,4 +190,98 @@ func BenchmarkTransport(b *testing.B) {
 			})
 		})
 	}
+}
+
+// interleaved runs base and with in alternating batches and reports the
+// median over batches of with's time divided by base's time as "ratio".
+// The machine these run on is shared, so measuring both sides in
+// consecutive batches, in alternating order, lets load from other
+// processes hit both alike; a ratio from separate benchmarks is only as
+// good as the load was steady between them.
+func interleaved(b *testing.B, batch int, base, with func()) {
+	run := func(f func()) time.Duration {
+		s := time.Now()
+		for range batch {
+			f()
+		}
+		return time.Since(s)
+	}
+	b.Run("serial", func(b *testing.B) {
+		var ratios []float64
+		i := 0
+		for b.Loop() {
+			var tb, tw time.Duration
+			if i%2 == 0 {
+				tb, tw = run(base), run(with)
+			} else {
+				tw, tb = run(with), run(base)
+			}
+			i++
+			ratios = append(ratios, float64(tw)/float64(tb))
+		}
+		b.ReportMetric(median(ratios), "ratio")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		var mu sync.Mutex
+		var ratios []float64
+		b.RunParallel(func(pb *testing.PB) {
+			var local []float64
+			i := 0
+			for pb.Next() {
+				var tb, tw time.Duration
+				if i%2 == 0 {
+					tb, tw = run(base), run(with)
+				} else {
+					tw, tb = run(with), run(base)
+				}
+				i++
+				local = append(local, float64(tw)/float64(tb))
+			}
+			mu.Lock()
+			ratios = append(ratios, local...)
+			mu.Unlock()
+		})
+		b.ReportMetric(median(ratios), "ratio")
+	})
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// BenchmarkRetryOverhead is BenchmarkDoRetryEnabled against BenchmarkDo,
+// interleaved in batches of 256 calls; "ratio" is with-retries over
+// without. Target: at most 1.2.
+func BenchmarkRetryOverhead(b *testing.B) {
+	plain, with := newBench(b), newBench(b, breaker.WithRetries(3))
+	ctx := context.Background()
+	interleaved(b, 256, func() { _ = plain.Do(ctx, ok) }, func() { _ = with.Do(ctx, ok) })
+}
+
+// BenchmarkTransportOverhead is BenchmarkTransport's breaker against bare,
+// interleaved in batches of 16 GETs to a loopback httptest server; "ratio"
+// is breaker over bare.
+func BenchmarkTransportOverhead(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	bare := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer bare.CloseIdleConnections()
+	get := func(c *http.Client) func() {
+		return func() {
+			resp, err := c.Get(srv.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	}
+	interleaved(b, 16, get(&http.Client{Transport: bare}),
+		get(&http.Client{Transport: breaker.NewTransport(bare, breaker.WithRetries(3))}))
 }

@@ -101,3 +101,45 @@ func ExampleNewTransport() {
 	// 500
 	// true true
 }
+
+// ExampleNewBudget shares one retry budget between two breakers: with no
+// ratio and a floor of one retry per second, only one retry is allowed
+// across both.
+func ExampleNewBudget() {
+	budget, err := breaker.NewBudget(breaker.WithBudgetRatio(0), breaker.WithBudgetMinPerSecond(1))
+	if err != nil {
+		panic(err)
+	}
+	opts := []breaker.Option{breaker.WithBudget(budget), breaker.WithRetries(3), breaker.WithBackoff(time.Millisecond, time.Millisecond)}
+	users, _ := breaker.New("users", opts...)
+	orders, _ := breaker.New("orders", opts...)
+	sick := errors.New("upstream 503")
+	attempts := 0
+	fn := func(context.Context) error { attempts++; return sick }
+
+	err = users.Do(context.Background(), fn)
+	fmt.Println(attempts, err)
+	err = orders.Do(context.Background(), fn)
+	fmt.Println(attempts, err, errors.Is(err, breaker.ErrRetryBudget), errors.Is(err, sick))
+	// Output:
+	// 2 breaker: retry budget exhausted after attempt 2: upstream 503
+	// 3 breaker: retry budget exhausted after attempt 1: upstream 503 true true
+}
+
+// ExampleWithAdaptiveThrottle: after a run of failures the client rejects
+// most attempts itself, without sending them.
+func ExampleWithAdaptiveThrottle() {
+	b, _ := breaker.New("search",
+		breaker.WithAdaptiveThrottle(2, time.Minute),
+		breaker.WithConsecutiveFailures(1000),
+		breaker.WithRandom(func() float64 { return 0.5 }), // for a stable example
+	)
+	overloaded := errors.New("overloaded")
+	for range 10 {
+		_ = b.Do(context.Background(), func(context.Context) error { return overloaded })
+	}
+	// requests = 10, accepts = 0: p = (10 − 2·0)/(10 + 1) ≈ 0.91 > 0.5.
+	err := b.Do(context.Background(), func(context.Context) error { return nil })
+	fmt.Println(err, errors.Is(err, breaker.ErrThrottled))
+	// Output: breaker: throttled true
+}

@@ -40,7 +40,7 @@ type RetryError struct {
 
 // Error describes the last error, the attempts and the reason.
 func (e *RetryError) Error() string {
-	return fmt.Sprintf("breaker: %s after %d attempts: %v", e.Reason, e.Attempts, e.Err)
+	return fmt.Sprintf("breaker: %s after attempt %d: %v", e.Reason, e.Attempts, e.Err)
 }
 
 // Unwrap returns the last attempt's error and, if set, the cause.

@@ -38,14 +38,15 @@ func (t *throttle) probability() float64 {
 func (t *throttle) reject() bool {
 	p := t.probability()
 	if p > 0 && t.random() < p {
-		t.win.AddDeferred(seriesAttempts, 1)
+		t.win.Add(seriesAttempts, 1)
 		return true
 	}
 	return false
 }
 
-// observe counts an attempt that reached fn. Breaker rejections and
-// excluded outcomes (the caller gave up) count as neither.
+// observe counts an attempt that reached fn, stamped with the time it
+// ended. Breaker rejections and excluded outcomes (the caller gave up)
+// count as neither.
 func (t *throttle) observe(out int) {
 	switch out {
 	case outSuccess:
@@ -53,5 +54,8 @@ func (t *throttle) observe(out int) {
 		t.win.AddDeferred(seriesAccepts, 1)
 	case outFailure:
 		t.win.AddDeferred(seriesAttempts, 1)
+	default:
+		return
 	}
+	t.win.Flush()
 }
