@@ -48,7 +48,10 @@ type config struct {
 }
 
 var incidents = []incident{
+	{"I1", "old tokens and the retry feedback loop", runI1},
 	{"I3", "the array that became an object", runI3},
+	{"I4", "a bad change live in production", runI4},
+	{"I5", "Knight Capital: a repurposed flag on a stale server", runI5},
 }
 
 func main() {
@@ -143,7 +146,7 @@ func num(v float64) string {
 	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case v >= 1:
-		return fmt.Sprintf("%.2f", v)
+		return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".")
 	default:
 		return fmt.Sprintf("%.3g", v)
 	}
