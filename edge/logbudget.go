@@ -34,8 +34,9 @@ const SummaryMessage = logbudget.SummaryMessage
 // WithGroup share its budget. At most 1024 distinct keys are tracked per
 // interval; records with further keys share one overflow budget.
 type LogBudget struct {
-	h   *logbudget.Handler
-	now func() time.Time
+	h       *logbudget.Handler
+	now     func() time.Time // record timestamps
+	keyAttr string
 }
 
 // LogBudgetOption configures NewLogBudget.
@@ -109,29 +110,7 @@ func NewLogBudget(next slog.Handler, opts ...LogBudgetOption) *LogBudget {
 		})); err != nil {
 		otel.Handle(err)
 	}
-	return &LogBudget{h: logbudget.New(stamp{next: next, now: stampNow}, c.o), now: stampNow}
-}
-
-// stamp sits between the budget and the wrapped handler: it gives the time
-// to records that edge created without one, so a suppressed record never
-// pays for a clock read.
-type stamp struct {
-	next slog.Handler
-	now  func() time.Time
-}
-
-func (s stamp) Enabled(ctx context.Context, l slog.Level) bool { return s.next.Enabled(ctx, l) }
-func (s stamp) Handle(ctx context.Context, r slog.Record) error {
-	if r.Time.IsZero() {
-		r.Time = s.now()
-	}
-	return s.next.Handle(ctx, r)
-}
-func (s stamp) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return stamp{next: s.next.WithAttrs(attrs), now: s.now}
-}
-func (s stamp) WithGroup(name string) slog.Handler {
-	return stamp{next: s.next.WithGroup(name), now: s.now}
+	return &LogBudget{h: logbudget.New(next, c.o), now: stampNow, keyAttr: c.o.KeyAttr}
 }
 
 // Enabled reports whether the wrapped handler handles records at level l.
@@ -143,12 +122,12 @@ func (b *LogBudget) Handle(ctx context.Context, r slog.Record) error { return b.
 
 // WithAttrs returns a LogBudget that shares this budget and adds attrs.
 func (b *LogBudget) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &LogBudget{h: b.h.WithAttrs(attrs).(*logbudget.Handler), now: b.now}
+	return &LogBudget{h: b.h.WithAttrs(attrs).(*logbudget.Handler), now: b.now, keyAttr: b.keyAttr}
 }
 
 // WithGroup returns a LogBudget that shares this budget and opens group name.
 func (b *LogBudget) WithGroup(name string) slog.Handler {
-	return &LogBudget{h: b.h.WithGroup(name).(*logbudget.Handler), now: b.now}
+	return &LogBudget{h: b.h.WithGroup(name).(*logbudget.Handler), now: b.now, keyAttr: b.keyAttr}
 }
 
 // Flush writes a summary for every key that has suppressed records in its
@@ -157,14 +136,27 @@ func (b *LogBudget) WithGroup(name string) slog.Handler {
 func (b *LogBudget) Flush(ctx context.Context) { b.h.Flush(ctx) }
 
 // log writes one record through the budget without the cost of
-// slog.Logger (no caller lookup). It is the path every middleware uses.
+// slog.Logger (no caller lookup), and builds the record (and reads the
+// clock for its time) only if the budget passes it. It is the path every
+// middleware logs through.
 func (b *LogBudget) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
 	if !b.h.Enabled(ctx, level) {
 		return
 	}
-	r := slog.NewRecord(time.Time{}, level, msg, 0) // stamped if it passes
-	r.AddAttrs(attrs...)
-	_ = b.h.Handle(ctx, r)
+	var kv string
+	if b.keyAttr != "" {
+		for _, a := range attrs {
+			if a.Key == b.keyAttr {
+				kv = a.Value.Resolve().String()
+				break
+			}
+		}
+	}
+	_ = b.h.HandleLazy(ctx, level, msg, kv, func() slog.Record {
+		r := slog.NewRecord(b.now(), level, msg, 0)
+		r.AddAttrs(attrs...)
+		return r
+	})
 }
 
 // monoBase anchors monoNow.

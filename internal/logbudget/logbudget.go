@@ -139,15 +139,36 @@ type summary struct {
 // Handle passes r to the wrapped handler if its key is within budget, and
 // first writes summaries for any ended interval that suppressed records.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	if !h.admit(ctx, r.Message, h.keyValue(r), r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+// HandleLazy is Handle for a record that is built only if the budget passes
+// it, so a suppressed record costs no record construction. msg and level
+// must be the record's; keyVal is the value of its KeyAttr attribute (empty
+// means the value bound through WithAttrs, if any). build is not retained.
+func (h *Handler) HandleLazy(ctx context.Context, level slog.Level, msg, keyVal string, build func() slog.Record) error {
+	if keyVal == "" || h.group {
+		keyVal = h.keyVal
+	}
+	if !h.admit(ctx, msg, keyVal, level) {
+		return nil
+	}
+	return h.next.Handle(ctx, build())
+}
+
+// admit counts one record against the budget of its key, after writing the
+// summaries of any ended interval, and reports whether it may pass.
+func (h *Handler) admit(ctx context.Context, msg, kv string, level slog.Level) bool {
 	st := h.st
-	kv := h.keyValue(r)
 	// The key is built in a stack buffer and looked up without converting
 	// it to a string (m[string(b)] does not allocate), so a record of a
-	// known key, passed or suppressed, costs no allocation here.
-	// Keys end in NUL, so no message and attribute value can produce
-	// OverflowKey.
+	// known key, passed or suppressed, costs no allocation here. Keys end
+	// in NUL, so no message and attribute value can produce OverflowKey.
 	var buf [128]byte
-	kb := append(append(append(append(buf[:0], r.Message...), 0), kv...), 0)
+	kb := append(append(append(append(buf[:0], msg...), 0), kv...), 0)
 	now := st.opts.Now()
 
 	st.mu.Lock()
@@ -161,7 +182,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 			e = st.keys[key]
 		}
 		if e == nil {
-			e = &entry{start: now, msg: r.Message, keyVal: kv, level: r.Level}
+			e = &entry{start: now, msg: msg, keyVal: kv, level: level}
 			if key == OverflowKey {
 				e.msg, e.keyVal = "log budget: key overflow", ""
 			}
@@ -180,13 +201,10 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	st.mu.Unlock()
 
 	h.writeSummaries(ctx, sums)
-	if !pass {
-		if st.opts.OnSuppress != nil {
-			st.opts.OnSuppress(ctx)
-		}
-		return nil
+	if !pass && st.opts.OnSuppress != nil {
+		st.opts.OnSuppress(ctx)
 	}
-	return h.next.Handle(ctx, r)
+	return pass
 }
 
 // sweepLocked ends every interval that has passed, collecting summaries for

@@ -147,3 +147,36 @@ func TestNoKeyCollidesWithOverflow(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestHandleLazy: a record is built only if the budget passes it, and it
+// shares the budget with Handle.
+func TestHandleLazy(t *testing.T) {
+	var n atomic.Int64
+	h := logbudget.New(countHandler{&n}, logbudget.Options{Limit: 2, Interval: time.Hour, KeyAttr: "reason"})
+	built := 0
+	build := func() slog.Record {
+		built++
+		r := slog.NewRecord(time.Now(), slog.LevelWarn, "auth failed", 0)
+		r.AddAttrs(slog.String("reason", "expired"))
+		return r
+	}
+	ctx := context.Background()
+	r := build()
+	built = 0
+	_ = h.Handle(ctx, r) // same key through Handle
+	for range 5 {
+		_ = h.HandleLazy(ctx, slog.LevelWarn, "auth failed", "expired", build)
+	}
+	bound := h.WithAttrs([]slog.Attr{slog.String("reason", "expired")}).(*logbudget.Handler)
+	_ = bound.HandleLazy(ctx, slog.LevelWarn, "auth failed", "", build) // bound key value
+	if built != 1 || n.Load() != 2 {
+		t.Fatalf("built %d, passed %d; want 1 and 2", built, n.Load())
+	}
+	if a := testing.AllocsPerRun(200, func() { _ = h.HandleLazy(ctx, slog.LevelWarn, "auth failed", "expired", build) }); a != 0 {
+		t.Errorf("suppressed HandleLazy: %v allocs, want 0", a)
+	}
+	h.Flush(ctx)
+	if n.Load() != 3 {
+		t.Fatalf("after Flush %d records, want 3 (one summary)", n.Load())
+	}
+}
