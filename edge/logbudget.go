@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,17 +101,8 @@ func NewLogBudget(next slog.Handler, opts ...LogBudgetOption) *LogBudget {
 	// The suppressed count is an observable counter over an atomic, so a
 	// suppressed record (the flood path) costs an atomic add, not a
 	// synchronous instrument update.
-	suppressed := new(atomic.Int64)
+	suppressed := suppressedCount(c.mp)
 	c.o.OnSuppress = func(context.Context) { suppressed.Add(1) }
-	m := telemetry.Meter(c.mp, "edge")
-	if _, err := m.Int64ObservableCounter("blastradius.edge.log.suppressed",
-		metric.WithDescription("Log records suppressed by a log budget."), metric.WithUnit("{record}"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(suppressed.Load())
-			return nil
-		})); err != nil {
-		otel.Handle(err)
-	}
 	return &LogBudget{h: logbudget.New(next, c.o), now: stampNow, keyAttr: c.o.KeyAttr}
 }
 
@@ -157,6 +150,40 @@ func (b *LogBudget) log(ctx context.Context, level slog.Level, msg string, attrs
 		r.AddAttrs(attrs...)
 		return r
 	})
+}
+
+// suppressedCounts holds one count per meter provider, shared by every
+// LogBudget that reports to it: an observable counter reports one value per
+// attribute set, so the budgets must share it rather than each observe
+// their own.
+var suppressedCounts sync.Map // metric.MeterProvider -> *atomic.Int64
+
+func suppressedCount(mp metric.MeterProvider) *atomic.Int64 {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	comparable := reflect.TypeOf(mp).Comparable()
+	if comparable {
+		if n, ok := suppressedCounts.Load(mp); ok {
+			return n.(*atomic.Int64)
+		}
+	}
+	n := new(atomic.Int64)
+	if comparable {
+		if prev, loaded := suppressedCounts.LoadOrStore(mp, n); loaded {
+			return prev.(*atomic.Int64)
+		}
+	}
+	m := telemetry.Meter(mp, "edge")
+	if _, err := m.Int64ObservableCounter("blastradius.edge.log.suppressed",
+		metric.WithDescription("Log records suppressed by log budgets."), metric.WithUnit("{record}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(n.Load())
+			return nil
+		})); err != nil {
+		otel.Handle(err)
+	}
+	return n
 }
 
 // monoBase anchors monoNow.
