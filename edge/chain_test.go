@@ -67,7 +67,7 @@ func TestResponseControllerThroughEveryWrapper(t *testing.T) {
 				if f, ok := w.(http.Flusher); ok {
 					f.Flush()
 				}
-				io.WriteString(w, "two")
+				io.Copy(w, strings.NewReader("two")) // ReadFrom through the wrappers
 			}))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))

@@ -62,7 +62,7 @@ func TestRecoverBeforeResponse(t *testing.T) {
 }
 
 func TestRecoverAfterResponseStarted(t *testing.T) {
-	for _, how := range []string{"write", "writeheader", "flush"} {
+	for _, how := range []string{"write", "writeheader", "flush", "readfrom"} {
 		t.Run(how, func(t *testing.T) {
 			m := newMetrics(t)
 			logs := &capture{}
@@ -72,6 +72,8 @@ func TestRecoverAfterResponseStarted(t *testing.T) {
 					io.WriteString(w, "partial")
 				case "writeheader":
 					w.WriteHeader(http.StatusAccepted)
+				case "readfrom":
+					io.Copy(w, strings.NewReader("partial"))
 				case "flush":
 					if err := http.NewResponseController(w).Flush(); err != nil {
 						t.Error(err)

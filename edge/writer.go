@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +30,20 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	w.started = true
 	return w.ResponseWriter.Write(b)
 }
+
+// ReadFrom keeps net/http's sendfile path (io.Copy to the writer) working
+// through the wrapper.
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.started = true
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{w.ResponseWriter}, src)
+}
+
+// writerOnly hides every method but Write, so io.Copy cannot recurse into
+// ReadFrom.
+type writerOnly struct{ io.Writer }
 
 // Unwrap returns the wrapped ResponseWriter, for http.ResponseController.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
