@@ -84,6 +84,9 @@ const (
 	// DefaultThrottleK is the adaptive throttle's K: the backend may reject
 	// up to 1 − 1/K of requests before the client starts to throttle.
 	DefaultThrottleK = 2
+	// DefaultThrottleWindow is the adaptive throttle's window, as the SRE
+	// book suggests.
+	DefaultThrottleWindow = 2 * time.Minute
 	// DefaultRetryAfterCap caps the wait a Retry-After header can ask for.
 	DefaultRetryAfterCap = 10 * time.Second
 )
@@ -349,10 +352,17 @@ func WithBudgetWindow(d time.Duration) Option {
 // ErrThrottled and without calling fn, with probability
 // max(0, (requests − k·accepts) / (requests + 1)), where requests counts the
 // attempts of the last window (throttled ones included) and accepts those
-// that succeeded. k is usually 2; lower is more aggressive. window is split
-// into 10 buckets.
+// that succeeded. k = 0 means DefaultThrottleK (2); a lower k throttles
+// sooner. window = 0 means DefaultThrottleWindow; it is split into 10
+// buckets.
 func WithAdaptiveThrottle(k float64, window time.Duration) Option {
 	return optionFunc(func(c *config) {
+		if k == 0 {
+			k = DefaultThrottleK
+		}
+		if window == 0 {
+			window = DefaultThrottleWindow
+		}
 		switch {
 		case math.IsNaN(k) || k < 1 || k > 100:
 			c.fail("throttle k %v out of range [1, 100]", k)
