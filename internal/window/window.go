@@ -32,8 +32,8 @@ import (
 	"time"
 )
 
-// ErrInvalid is wrapped by every error New returns.
-var ErrInvalid = errors.New("window: invalid config")
+// ErrInvalidConfig is wrapped by every error New returns.
+var ErrInvalidConfig = errors.New("window: invalid config")
 
 // MaxBuckets and MaxSeries bound the memory one Counter can use.
 const (
@@ -66,11 +66,11 @@ type paddedInt64 struct {
 func New(window time.Duration, buckets, series int, now func() time.Time) (*Counter, error) {
 	switch {
 	case buckets < 1 || buckets > MaxBuckets:
-		return nil, fmt.Errorf("%w: buckets %d out of range [1, %d]", ErrInvalid, buckets, MaxBuckets)
+		return nil, fmt.Errorf("%w: buckets %d out of range [1, %d]", ErrInvalidConfig, buckets, MaxBuckets)
 	case series < 1 || series > MaxSeries:
-		return nil, fmt.Errorf("%w: series %d out of range [1, %d]", ErrInvalid, series, MaxSeries)
+		return nil, fmt.Errorf("%w: series %d out of range [1, %d]", ErrInvalidConfig, series, MaxSeries)
 	case window <= 0 || window%time.Duration(buckets) != 0:
-		return nil, fmt.Errorf("%w: window %v is not a positive multiple of %d buckets", ErrInvalid, window, buckets)
+		return nil, fmt.Errorf("%w: window %v is not a positive multiple of %d buckets", ErrInvalidConfig, window, buckets)
 	}
 	if now == nil {
 		now = time.Now

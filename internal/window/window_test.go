@@ -42,8 +42,8 @@ func TestNewValidates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := window.New(tt.w, tt.buckets, tt.series, nil)
-			if !errors.Is(err, window.ErrInvalid) || c != nil {
-				t.Fatalf("New = %v, %v; want ErrInvalid", c, err)
+			if !errors.Is(err, window.ErrInvalidConfig) || c != nil {
+				t.Fatalf("New = %v, %v; want ErrInvalidConfig", c, err)
 			}
 		})
 	}
