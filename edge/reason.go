@@ -30,6 +30,12 @@ type PanicError struct {
 // Error returns "edge: verify panicked: <value>".
 func (e *PanicError) Error() string { return fmt.Sprintf("edge: verify panicked: %v", e.Value) }
 
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
 // Reason says why Auth did not accept a token.
 type Reason uint8
 

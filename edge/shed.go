@@ -90,25 +90,24 @@ func WithRetryAfter(d time.Duration) ShedOption {
 	})
 }
 
-// ShedReason says why Shed refused a request.
-type ShedReason uint8
+// shedReason says why Shed refused a request; it is the reason attribute
+// of blastradius.edge.shed.
+type shedReason uint8
 
-// The shed reasons.
 const (
-	ShedConcurrency  ShedReason = iota // in-flight cap reached and no queue slot
-	ShedQueueTimeout                   // waited in the queue without getting a slot (or the client left)
-	ShedRate                           // over the token-bucket rate
+	shedConcurrency  shedReason = iota // in-flight cap reached and no queue slot
+	shedQueueTimeout                   // waited in the queue without getting a slot (or the client left)
+	shedRate                           // over the token-bucket rate
 	numShedReasons
 )
 
 var shedNames = [numShedReasons]string{"concurrency", "queue_timeout", "rate"}
 
-// String returns "concurrency", "queue_timeout" or "rate".
-func (r ShedReason) String() string {
+func (r shedReason) String() string {
 	if r < numShedReasons {
 		return shedNames[r]
 	}
-	return "ShedReason(" + strconv.Itoa(int(r)) + ")"
+	return "shedReason(" + strconv.Itoa(int(r)) + ")"
 }
 
 type shedder struct {
@@ -195,7 +194,7 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 					d = res.DelayFrom(now)
 					res.CancelAt(now)
 				}
-				s.refuse(w, r, ShedRate, http.StatusTooManyRequests, s.retryAfter(d))
+				s.refuse(w, r, shedRate, http.StatusTooManyRequests, s.retryAfter(d))
 				return
 			}
 		}
@@ -215,13 +214,13 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 }
 
 // wait queues for an in-flight slot, if the queue has room.
-func (s *shedder) wait(ctx context.Context) (ShedReason, bool) {
+func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
 	if s.cfg.queueDepth == 0 {
-		return ShedConcurrency, false
+		return shedConcurrency, false
 	}
 	if s.waiting.Add(1) > int64(s.cfg.queueDepth) {
 		s.waiting.Add(-1)
-		return ShedConcurrency, false
+		return shedConcurrency, false
 	}
 	defer s.waiting.Add(-1)
 	t := time.NewTimer(s.cfg.queueWait)
@@ -232,10 +231,10 @@ func (s *shedder) wait(ctx context.Context) (ShedReason, bool) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return ShedQueueTimeout, false
+	return shedQueueTimeout, false
 }
 
-func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason ShedReason, code int, retry []string) {
+func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReason, code int, retry []string) {
 	ctx := r.Context()
 	s.shed.Add(ctx, 1, s.addOpts[reason]...)
 	s.budget.log(ctx, slog.LevelWarn, "edge: request shed", slog.String("reason", reason.String()),
