@@ -131,8 +131,7 @@ type Breaker struct {
 	throttle      *throttle // nil without adaptive throttling
 	now           func() time.Time
 
-	calls     metric.Int64Counter
-	callOpts  [numOutcomes][]metric.AddOption
+	calls     *telemetry.Counts // indexed by outcome; atomic, read at collection
 	trans     metric.Int64Counter
 	transAttr attribute.KeyValue
 
@@ -208,12 +207,13 @@ func New(name string, opts ...Option) (*Breaker, error) {
 
 func (b *Breaker) instrument(mp metric.MeterProvider) {
 	m := telemetry.Meter(mp, "breaker")
-	b.calls = telemetry.Counter(m, "blastradius.breaker.calls", "Calls through a breaker, by outcome.", "{call}")
 	b.trans = telemetry.Counter(m, "blastradius.breaker.transitions", "Breaker state transitions.", "{transition}")
 	b.transAttr = attribute.String("breaker.name", b.name)
+	sets := make([][]attribute.KeyValue, len(outcomeNames))
 	for i, n := range outcomeNames {
-		b.callOpts[i] = telemetry.AddOpts(b.transAttr, attribute.String("outcome", n))
+		sets[i] = []attribute.KeyValue{b.transAttr, attribute.String("outcome", n)}
 	}
+	b.calls = telemetry.NewCounts(m, "blastradius.breaker.calls", "Calls through a breaker, by outcome.", "{call}", sets...)
 	b.retryCounter = telemetry.Counter(m, "blastradius.breaker.retries", "Retries after a failed attempt, by whether the budget allowed them.", "{retry}")
 	for i, n := range retryResultNames {
 		b.retryOpts[i] = telemetry.AddOpts(b.transAttr, attribute.String("result", n))
@@ -282,7 +282,7 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 // attempt makes one call through gobreaker and records its outcome.
 func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (int, error) {
 	if b.throttle != nil && b.throttle.reject() {
-		b.record(ctx, outThrottled)
+		b.record(outThrottled)
 		return outThrottled, ErrThrottled
 	}
 	var err error
@@ -293,7 +293,7 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (
 			if b.throttle != nil {
 				b.throttle.observe(outFailure)
 			}
-			b.record(ctx, outFailure)
+			b.record(outFailure)
 		}
 	}()
 	_, gerr := b.cb.Execute(func() (struct{}, error) {
@@ -314,18 +314,18 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (
 	})
 	finished = true
 	if gerr == gobreaker.ErrOpenState || gerr == gobreaker.ErrTooManyRequests {
-		b.record(ctx, outRejected)
+		b.record(outRejected)
 		return outRejected, ErrOpen
 	}
 	if b.throttle != nil {
 		b.throttle.observe(out)
 	}
-	b.record(ctx, out)
+	b.record(out)
 	return out, err
 }
 
-func (b *Breaker) record(ctx context.Context, out int) {
-	b.calls.Add(ctx, 1, b.callOpts[out]...)
+func (b *Breaker) record(out int) {
+	b.calls.Add(out, 1)
 	if b.pendingN.Load() != 0 {
 		b.flush()
 	}
