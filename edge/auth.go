@@ -244,11 +244,13 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	switch reason {
 	case ReasonPanic: // logged by call, with the stack
 	case ReasonMissing:
-		a.budget.log(ctx, slog.LevelDebug, "edge: auth failed", slog.String("reason", reason.String()),
-			slog.String("path", r.URL.Path))
+		a.budget.logReason(ctx, slog.LevelDebug, "edge: auth failed", reason.String(), func(rec *slog.Record) {
+			rec.AddAttrs(slog.String("path", r.URL.Path))
+		})
 	default:
-		a.budget.log(ctx, slog.LevelWarn, "edge: auth failed", slog.String("reason", reason.String()),
-			slog.String("path", r.URL.Path), slog.Any("error", err))
+		a.budget.logReason(ctx, slog.LevelWarn, "edge: auth failed", reason.String(), func(rec *slog.Record) {
+			rec.AddAttrs(slog.String("path", r.URL.Path), slog.Any("error", err))
+		})
 	}
 	if a.cfg.observer != nil {
 		a.cfg.observer(r, res)
@@ -276,8 +278,9 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err
 			// stack is only captured if the budget passes the record.
 			st := &stackValue{}
 			st.live.Store(true)
-			a.budget.log(ctx, slog.LevelError, "edge: auth failed", slog.String("reason", ReasonPanic.String()),
-				slog.Any("panic", v), slog.Any("stack", st))
+			a.budget.logReason(ctx, slog.LevelError, "edge: auth failed", ReasonPanic.String(), func(rec *slog.Record) {
+				rec.AddAttrs(slog.Any("panic", v), slog.Any("stack", st))
+			})
 			st.live.Store(false)
 		}
 	}()

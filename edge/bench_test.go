@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -100,6 +101,7 @@ const block = 64 // requests per block; naive blocks are block/8
 type interleaveTimes struct {
 	valid, bad, naive time.Duration
 	rounds            int
+	ratios            []float64 // bad/valid of each round
 }
 
 func (t *interleaveTimes) round(auth, naive http.Handler, w http.ResponseWriter, valid, bad *http.Request) {
@@ -120,6 +122,7 @@ func (t *interleaveTimes) round(auth, naive http.Handler, w http.ResponseWriter,
 	t.bad += t2.Sub(t1)
 	t.naive += t3.Sub(t2)
 	t.rounds++
+	t.ratios = append(t.ratios, float64(t2.Sub(t1))/float64(t1.Sub(t0)))
 }
 
 func (t *interleaveTimes) add(o interleaveTimes) {
@@ -127,6 +130,7 @@ func (t *interleaveTimes) add(o interleaveTimes) {
 	t.bad += o.bad
 	t.naive += o.naive
 	t.rounds += o.rounds
+	t.ratios = append(t.ratios, o.ratios...)
 }
 
 func (t *interleaveTimes) report(b *testing.B) {
@@ -139,6 +143,8 @@ func (t *interleaveTimes) report(b *testing.B) {
 	b.ReportMetric(v, "valid-ns/req")
 	b.ReportMetric(bd, "bad-ns/req")
 	b.ReportMetric(bd/v, "bad/valid")
+	slices.Sort(t.ratios)
+	b.ReportMetric(t.ratios[len(t.ratios)/2], "median-bad/valid")
 	b.ReportMetric(nv/v, "naive_bad/valid")
 	b.ReportMetric(0, "ns/op") // an op is a mixed round; see the metrics
 }

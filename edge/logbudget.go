@@ -152,6 +152,32 @@ func (b *LogBudget) log(ctx context.Context, level slog.Level, msg string, attrs
 	})
 }
 
+// logReason is log for a record keyed by its "reason" attribute, as Auth's
+// and Shed's are: when the budget is keyed by "reason" (or by the message
+// alone) the record, and the attributes add puts in it after the reason,
+// are only built if the budget passes it.
+func (b *LogBudget) logReason(ctx context.Context, level slog.Level, msg, reason string, add func(*slog.Record)) {
+	if !b.h.Enabled(ctx, level) {
+		return
+	}
+	build := func() slog.Record {
+		r := slog.NewRecord(b.now(), level, msg, 0)
+		r.AddAttrs(slog.String("reason", reason))
+		add(&r)
+		return r
+	}
+	kv := ""
+	switch b.keyAttr {
+	case "":
+	case "reason":
+		kv = reason
+	default: // a shared budget keyed by another attribute: it must see the record
+		_ = b.h.Handle(ctx, build())
+		return
+	}
+	_ = b.h.HandleLazy(ctx, level, msg, kv, build)
+}
+
 // suppressedCounts holds one count per meter provider, shared by every
 // LogBudget that reports to it: an observable counter reports one value per
 // attribute set, so the budgets must share it rather than each observe

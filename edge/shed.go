@@ -237,8 +237,9 @@ func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
 func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReason, code int, retry []string) {
 	ctx := r.Context()
 	s.shed.Add(ctx, 1, s.addOpts[reason]...)
-	s.budget.log(ctx, slog.LevelWarn, "edge: request shed", slog.String("reason", reason.String()),
-		slog.String("path", r.URL.Path))
+	s.budget.logReason(ctx, slog.LevelWarn, "edge: request shed", reason.String(), func(rec *slog.Record) {
+		rec.AddAttrs(slog.String("path", r.URL.Path))
+	})
 	w.Header()["Retry-After"] = retry
 	w.WriteHeader(code)
 }
