@@ -276,12 +276,15 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err
 			p, err, reason = zero, &PanicError{Value: v}, ReasonPanic
 			// Logged here, while the panicking stack is still live, so the
 			// stack is only captured if the budget passes the record.
-			st := &stackValue{}
-			st.live.Store(true)
+			var st *stackValue
 			a.budget.logReason(ctx, slog.LevelError, "edge: auth failed", ReasonPanic.String(), func(rec *slog.Record) {
+				st = &stackValue{}
+				st.live.Store(true)
 				rec.AddAttrs(slog.Any("panic", v), slog.Any("stack", st))
 			})
-			st.live.Store(false)
+			if st != nil {
+				st.live.Store(false)
+			}
 		}
 	}()
 	p, err = a.verify(ctx, tok)
