@@ -65,7 +65,7 @@ func (c *common) budgetFor() *LogBudget {
 
 // Option is an option shared by several constructors: Auth, Recover, Shed
 // and NewLogBudget all accept it. Where a setting has no meaning (a logger
-// for NewLogBudget, a clock for Auth) it is ignored.
+// or a log budget for NewLogBudget) it is ignored.
 type Option interface {
 	AuthOption
 	RecoverOption
@@ -112,8 +112,10 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return sharedOption(func(c *common) { c.mp = mp })
 }
 
-// WithClock sets the clock used by Shed's rate limiter and by the log budget
-// (including the budget a middleware creates for itself). Default time.Now.
+// WithClock sets the clock used by Shed's rate limiter and by log budgets:
+// the one NewLogBudget creates, and the one Auth, Recover or Shed creates for
+// itself. Default time.Now (budgets measure intervals on the monotonic
+// clock).
 func WithClock(now func() time.Time) Option {
 	return sharedOption(func(c *common) {
 		if now == nil {
