@@ -95,6 +95,11 @@ type Gate struct {
 	held      string // reason of the last veto of the current step
 	gen       uint64 // bumped by every change, so evaluate can detect races
 	vetoes    []promotionVeto
+
+	// Run and Shadow (run.go, shadow.go, guard.go).
+	stats          *runStats
+	guard          *guard       // set by WithGuard's onBuild; nil without a guard
+	shadowInFlight atomic.Int64 // shadow calls of the new arm in flight
 }
 
 // validName reports whether name is 1 to 128 characters of [A-Za-z0-9._-],
@@ -170,6 +175,7 @@ func New(name string, opts ...Option) (*Gate, error) {
 		g.killOpts[s] = telemetry.AddOpts(key, attribute.String(attrReason, s))
 	}
 	g.obsOpts = telemetry.ObserveOpts(key)
+	g.stats = newRunStats(m, name)
 	// One instrument is shared by all gates of a meter, so each gate
 	// registers its own callback rather than passing one at creation (the
 	// SDK ignores callbacks given to a repeated instrument).
@@ -305,6 +311,9 @@ func (g *Gate) resume(source string) bool {
 	g.stepStart = now
 	g.held = ""
 	g.gen++
+	if g.guard != nil {
+		g.guard.reset() // a new test: the data behind the kill must not trip it again
+	}
 	g.armLocked()
 	g.storeLocked()
 	p := unitsPercent(g.units)

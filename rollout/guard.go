@@ -1,0 +1,485 @@
+package rollout
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// GuardOption configures the guard that WithGuard adds to a gate.
+type GuardOption interface {
+	applyGuard(*guardConfig) error
+}
+
+type guardOption func(*guardConfig) error
+
+func (f guardOption) applyGuard(c *guardConfig) error { return f(c) }
+
+// guardConfig holds every GuardOption; defaults live in defaultGuardConfig.
+type guardConfig struct {
+	confidence  float64
+	minSamples  int64
+	checkEvery  int64
+	window      int64
+	maxPanics   int64
+	maxMismatch float64
+}
+
+func defaultGuardConfig() guardConfig {
+	return guardConfig{
+		confidence:  0.99,
+		minSamples:  500,
+		checkEvery:  500,
+		window:      5000,
+		maxPanics:   1,
+		maxMismatch: 0.05,
+	}
+}
+
+// WithGuard adds a guard to the gate: it compares the failure rate of the
+// new arm with the old arm's, from the calls that Run and Shadow record, and
+// kills the gate (Status.KilledBy == KilledByGuard) when the new arm is
+// worse; it also vetoes schedule promotions while the new arm is
+// under-sampled or looks unhealthy. The package documentation states the
+// test and its answer to repeated looks. A gate takes at most one guard.
+func WithGuard(opts ...GuardOption) Option {
+	return gateOption(func(c *gateConfig) error {
+		cfg := defaultGuardConfig()
+		for _, o := range opts {
+			if o == nil {
+				return fmt.Errorf("%w: nil guard option", ErrInvalidConfig)
+			}
+			if err := o.applyGuard(&cfg); err != nil {
+				return err
+			}
+		}
+		if cfg.window%cfg.checkEvery != 0 {
+			return fmt.Errorf("%w: guard window %d is not a multiple of the check interval %d", ErrInvalidConfig, cfg.window, cfg.checkEvery)
+		}
+		for _, v := range c.vetoes {
+			if _, ok := v.(*guard); ok {
+				return fmt.Errorf("%w: WithGuard given twice", ErrInvalidConfig)
+			}
+		}
+		gd := newGuard(cfg)
+		c.vetoes = append(c.vetoes, gd)
+		c.onBuild = append(c.onBuild, gd.bind)
+		return nil
+	})
+}
+
+// WithConfidence sets the confidence of the guard's test, in (0.5, 1). The
+// default is 0.99: over the life of the guard, the chance that it kills a
+// new arm that fails no more often than the old one is at most 1%.
+func WithConfidence(c float64) GuardOption {
+	return guardOption(func(g *guardConfig) error {
+		if !(c > 0.5 && c < 1) {
+			return fmt.Errorf("%w: guard confidence %v outside (0.5, 1)", ErrInvalidConfig, c)
+		}
+		g.confidence = c
+		return nil
+	})
+}
+
+// WithMinSamples sets how many calls each arm needs in the window before
+// the guard tests them, and how many calls of the new arm each schedule
+// step needs before the guard allows a promotion. The default is 500.
+func WithMinSamples(n int) GuardOption {
+	return guardOption(func(g *guardConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: guard min samples %d below 1", ErrInvalidConfig, n)
+		}
+		g.minSamples = int64(n)
+		return nil
+	})
+}
+
+// WithCheckEvery sets how many calls of the new arm pass between two looks
+// of the guard's test. The default is 500.
+func WithCheckEvery(n int) GuardOption {
+	return guardOption(func(g *guardConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: guard check interval %d below 1", ErrInvalidConfig, n)
+		}
+		g.checkEvery = int64(n)
+		return nil
+	})
+}
+
+// WithWindow sets the guard's sliding window, in calls of the new arm: the
+// test compares the new arm's last n calls with the old arm's calls over the
+// same span of traffic. n must be a multiple of the check interval. The
+// default is 5,000.
+func WithWindow(n int) GuardOption {
+	return guardOption(func(g *guardConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: guard window %d below 1", ErrInvalidConfig, n)
+		}
+		g.window = int64(n)
+		return nil
+	})
+}
+
+// WithMaxPanics makes the guard kill the gate as soon as the new arm has
+// panicked n times in the window, whatever the old arm does. The default
+// is 1: any panic. 0 turns the limit off.
+func WithMaxPanics(n int) GuardOption {
+	return guardOption(func(g *guardConfig) error {
+		if n < 0 {
+			return fmt.Errorf("%w: guard max panics %d below 0", ErrInvalidConfig, n)
+		}
+		g.maxPanics = int64(n)
+		return nil
+	})
+}
+
+// WithMaxMismatchRatio makes the guard kill the gate as soon as the share of
+// the new arm's calls in the window whose Shadow comparison found a
+// mismatch reaches ratio, once the window holds the minimum samples. The
+// default is 0.05. 0 turns the limit off.
+func WithMaxMismatchRatio(ratio float64) GuardOption {
+	return guardOption(func(g *guardConfig) error {
+		if !(ratio >= 0 && ratio <= 1) {
+			return fmt.Errorf("%w: guard mismatch ratio %v outside [0, 1]", ErrInvalidConfig, ratio)
+		}
+		g.maxMismatch = ratio
+		return nil
+	})
+}
+
+// armTotals are counts of one arm.
+type armTotals struct{ n, fail, panics, mismatches int64 }
+
+// totals are cumulative counts of both arms, or their difference over a
+// window.
+type totals struct{ old, new armTotals }
+
+func (t totals) sub(b totals) totals {
+	d := func(x, y armTotals) armTotals {
+		return armTotals{x.n - y.n, x.fail - y.fail, x.panics - y.panics, x.mismatches - y.mismatches}
+	}
+	return totals{d(t.old, b.old), d(t.new, b.new)}
+}
+
+// guard is the automatic rollback of one gate. Its counts are the gate's
+// call counters (runStats): the hot path adds nothing to them but one
+// atomic add on the new arm's sequence, which schedules the looks.
+type guard struct {
+	cfg   guardConfig
+	alpha float64 // 1 - confidence
+	zHold float64 // unadjusted one-sided critical z: promotions hold at or above it
+	g     *Gate
+	stats *runStats
+
+	seq       atomic.Int64 // calls of the new arm recorded by the guard
+	nextCheck atomic.Int64 // seq at which the next checkpoint is due
+
+	mu        sync.Mutex
+	base      totals   // counts at creation or at the last Resume
+	snaps     []totals // counts at the last window/checkEvery checkpoints, oldest first
+	stepBase  totals   // counts when the guard last allowed a promotion
+	looks     int      // z-test looks since base
+	lastZ     float64
+	lastCrit  float64
+	lastP     float64
+	lastN     float64 // new-arm calls since base at the last look
+	tripped   string
+}
+
+func newGuard(cfg guardConfig) *guard {
+	gd := &guard{cfg: cfg, alpha: 1 - cfg.confidence}
+	gd.zHold = criticalZ(gd.alpha)
+	gd.nextCheck.Store(cfg.checkEvery)
+	return gd
+}
+
+func (gd *guard) bind(g *Gate) {
+	gd.g, gd.stats = g, g.stats
+	g.guard = gd
+}
+
+// totals reads the gate's cumulative counts.
+func (gd *guard) totals() totals {
+	var t totals
+	for a, at := range []*armTotals{&t.old, &t.new} {
+		for o := range numOutcomes {
+			c := gd.stats.calls.Load(callIndex(arm(a), o))
+			at.n += c
+			if o != outOK {
+				at.fail += c
+			}
+		}
+		at.panics = gd.stats.calls.Load(callIndex(arm(a), outPanic))
+	}
+	t.new.mismatches = gd.stats.mismatches.Load(0)
+	t.new.fail += t.new.mismatches
+	return t
+}
+
+// windowBase returns the counts at the start of the window. gd.mu must be
+// held.
+func (gd *guard) windowBaseLocked() totals {
+	if int64(len(gd.snaps)) == gd.cfg.window/gd.cfg.checkEvery {
+		return gd.snaps[0]
+	}
+	return gd.base
+}
+
+// observe records n calls of the new arm with outcome o; mismatch reports a
+// Shadow mismatch. It is the guard's hot path: one atomic add and one
+// load, unless a limit or a checkpoint is due.
+func (gd *guard) observe(o outcome, mismatch bool, n int64) {
+	if o == outPanic && gd.cfg.maxPanics > 0 || mismatch && gd.cfg.maxMismatch > 0 {
+		gd.checkLimits()
+	}
+	if s := gd.seq.Add(n); s >= gd.nextCheck.Load() {
+		gd.checkpoint(s)
+	}
+}
+
+// verdict is a decision to trip, made under gd.mu and carried out after.
+type verdict struct{ reason string }
+
+func (gd *guard) checkLimits() {
+	gd.mu.Lock()
+	w := gd.totals().sub(gd.windowBaseLocked())
+	v := gd.limitsLocked(w)
+	gd.mu.Unlock()
+	gd.trip(v)
+}
+
+// limitsLocked checks the absolute limits on the window w. gd.mu must be
+// held.
+func (gd *guard) limitsLocked(w totals) verdict {
+	if gd.tripped != "" {
+		return verdict{}
+	}
+	c := gd.cfg
+	if c.maxPanics > 0 && w.new.panics >= c.maxPanics {
+		return verdict{fmt.Sprintf("new arm panicked %d times in %d calls (limit %d)", w.new.panics, w.new.n, c.maxPanics)}
+	}
+	if c.maxMismatch > 0 && w.new.n >= c.minSamples && float64(w.new.mismatches) >= c.maxMismatch*float64(w.new.n) {
+		return verdict{fmt.Sprintf("new %s mismatches (%d/%d), limit %s",
+			pct(w.new.mismatches, w.new.n), w.new.mismatches, w.new.n, pctf(c.maxMismatch))}
+	}
+	return verdict{}
+}
+
+// checkpoint moves the window by one checkpoint and looks: it checks the
+// absolute limits, then, if both arms have the minimum samples, runs the
+// z-test at the critical value of this look.
+func (gd *guard) checkpoint(s int64) {
+	gd.mu.Lock()
+	if s < gd.nextCheck.Load() {
+		gd.mu.Unlock()
+		return // another goroutine took this checkpoint
+	}
+	gd.nextCheck.Store(s + gd.cfg.checkEvery)
+	cur := gd.totals()
+	w := cur.sub(gd.windowBaseLocked())
+	if int64(len(gd.snaps)) == gd.cfg.window/gd.cfg.checkEvery {
+		gd.snaps = append(gd.snaps[:0], gd.snaps[1:]...)
+	}
+	gd.snaps = append(gd.snaps, cur)
+	v := gd.limitsLocked(w)
+	if v.reason == "" && gd.tripped == "" && gd.g.state.Load()&killedBit == 0 &&
+		w.new.n >= gd.cfg.minSamples && w.old.n >= gd.cfg.minSamples {
+		gd.looks++
+		n := float64(cur.new.n - gd.base.new.n)
+		a := gd.spent(n) - gd.spent(gd.lastN)
+		gd.lastN = n
+		z, crit := zScore(w), criticalZ(a)
+		gd.lastZ, gd.lastCrit = z, crit
+		if z >= crit {
+			p := fisherP(w)
+			gd.lastP = p
+			if p <= a {
+				v.reason = fmt.Sprintf("%s, z=%.1f (limit %.2f at look %d; Fisher p=%.2g)", rates(w), z, crit, gd.looks, p)
+			}
+		}
+	}
+	gd.mu.Unlock()
+	gd.trip(v)
+}
+
+// spent is the error rate spent by the time the new arm has made n calls
+// since the guard started or the gate resumed: α·n²/(n²+n₀²), with n₀ = 4
+// × the minimum samples. It rises from 0 to α/2 at n₀ and tends to α, so
+// all looks together spend at most α.
+func (gd *guard) spent(n float64) float64 {
+	n0 := 4 * float64(gd.cfg.minSamples)
+	return gd.alpha * n * n / (n*n + n0*n0)
+}
+
+// trip kills the gate for v, if v says so and the gate is alive.
+func (gd *guard) trip(v verdict) {
+	if v.reason == "" {
+		return
+	}
+	if gd.g.kill(KilledByGuard, v.reason) {
+		gd.mu.Lock()
+		gd.tripped = v.reason
+		gd.mu.Unlock()
+	}
+}
+
+// reset starts a new test: Resume calls it, so data from before a kill
+// cannot trip the guard again.
+func (gd *guard) reset() {
+	gd.mu.Lock()
+	cur := gd.totals()
+	gd.base, gd.stepBase = cur, cur
+	gd.snaps = gd.snaps[:0]
+	gd.looks, gd.lastN = 0, 0
+	gd.lastZ, gd.lastCrit, gd.lastP = 0, 0, 0
+	gd.tripped = ""
+	gd.nextCheck.Store(gd.seq.Load() + gd.cfg.checkEvery)
+	gd.mu.Unlock()
+}
+
+// AllowPromotion vetoes a schedule promotion while the new arm has had
+// fewer than the minimum calls since the last promotion, the old arm fewer
+// than the minimum in the window, or while the window's z reaches the
+// unadjusted critical value (a hold is not a verdict, so it spends no
+// error rate).
+func (gd *guard) AllowPromotion(next int, now time.Time) (bool, string) {
+	gd.mu.Lock()
+	defer gd.mu.Unlock()
+	cur := gd.totals()
+	w := cur.sub(gd.windowBaseLocked())
+	min := gd.cfg.minSamples
+	if since := cur.new.n - gd.stepBase.new.n; since < min {
+		return false, fmt.Sprintf("guard: under-sampled: new arm has %d of %d calls since the last promotion", since, min)
+	}
+	if w.old.n < min {
+		return false, fmt.Sprintf("guard: under-sampled: old arm has %d of %d calls in the window", w.old.n, min)
+	}
+	if z := zScore(w); z >= gd.zHold {
+		return false, fmt.Sprintf("guard: unhealthy: %s, z=%.1f (hold at %.2f)", rates(w), z, gd.zHold)
+	}
+	gd.stepBase = cur
+	return true, ""
+}
+
+// ArmCounts are an arm's calls in the guard's window.
+type ArmCounts struct {
+	// Calls is the number of calls.
+	Calls int64 `json:"calls"`
+	// Failures counts calls that failed (error, panic, invalid, timeout)
+	// or, for the new arm, whose Shadow comparison found a mismatch.
+	Failures int64 `json:"failures"`
+	// Panics and Mismatches are the calls that panicked and, for the new
+	// arm, the Shadow mismatches.
+	Panics     int64 `json:"panics"`
+	Mismatches int64 `json:"mismatches"`
+}
+
+// GuardStatus is a snapshot of a gate's guard.
+type GuardStatus struct {
+	// Old and New are the arms' counts in the window.
+	Old ArmCounts `json:"old"`
+	New ArmCounts `json:"new"`
+	// Looks is the number of z-tests made since the guard started or the
+	// gate last resumed; Z and Critical are the z and critical value of
+	// the last one.
+	Looks    int     `json:"looks"`
+	Z        float64 `json:"z"`
+	Critical float64 `json:"critical"`
+	// Tripped is the reason of the guard's kill since the gate last
+	// resumed, or empty.
+	Tripped string `json:"tripped,omitempty"`
+}
+
+// Guard reports the state of the gate's guard; ok is false if the gate has
+// no guard.
+func (g *Gate) Guard() (st GuardStatus, ok bool) {
+	gd := g.guard
+	if gd == nil {
+		return GuardStatus{}, false
+	}
+	gd.mu.Lock()
+	defer gd.mu.Unlock()
+	w := gd.totals().sub(gd.windowBaseLocked())
+	conv := func(a armTotals) ArmCounts { return ArmCounts{a.n, a.fail, a.panics, a.mismatches} }
+	return GuardStatus{Old: conv(w.old), New: conv(w.new), Looks: gd.looks,
+		Z: gd.lastZ, Critical: gd.lastCrit, Tripped: gd.tripped}, true
+}
+
+// zScore is the one-sided two-proportion z statistic of the new arm's
+// failure rate over the old arm's, with the pooled standard error.
+func zScore(w totals) float64 {
+	n1, f1 := float64(w.new.n), float64(min(w.new.fail, w.new.n))
+	n0, f0 := float64(w.old.n), float64(min(w.old.fail, w.old.n))
+	if n1 == 0 || n0 == 0 {
+		return 0
+	}
+	p := (f1 + f0) / (n1 + n0)
+	se := math.Sqrt(p * (1 - p) * (1/n1 + 1/n0))
+	if se == 0 {
+		return 0
+	}
+	return (f1/n1 - f0/n0) / se
+}
+
+// criticalZ is the one-sided critical value for error rate a: the z with
+// P(Z ≥ z) = a for a standard normal Z.
+func criticalZ(a float64) float64 { return math.Sqrt2 * math.Erfcinv(2*a) }
+
+// fisherP is the one-sided p-value of Fisher's exact test that the new arm
+// fails more often than the old: P(X ≥ new failures) for X hypergeometric
+// (the failures of both arms drawn at random between them). It confirms the
+// z-test where the normal approximation is poor, with few failures.
+func fisherP(w totals) float64 {
+	n1 := w.new.n
+	big := n1 + w.old.n
+	k := min(w.new.fail, n1) + min(w.old.fail, w.old.n) // failures of both arms
+	x := min(w.new.fail, n1)
+	if x <= 0 {
+		return 1
+	}
+	hi := min(k, n1)
+	// log pmf(x) = lC(k, x) + lC(big-k, n1-x) - lC(big, n1)
+	lp := lchoose(k, x) + lchoose(big-k, n1-x) - lchoose(big, n1)
+	term := math.Exp(lp)
+	sum := term
+	for i := x; i < hi; i++ {
+		// pmf(i+1)/pmf(i) = (k-i)(n1-i) / ((i+1)(big-k-n1+i+1))
+		term *= float64(k-i) * float64(n1-i) / (float64(i+1) * float64(big-k-n1+i+1))
+		sum += term
+		if term < sum*1e-17 {
+			break
+		}
+	}
+	return min(sum, 1)
+}
+
+func lchoose(n, k int64) float64 {
+	a, _ := math.Lgamma(float64(n + 1))
+	b, _ := math.Lgamma(float64(k + 1))
+	c, _ := math.Lgamma(float64(n - k + 1))
+	return a - b - c
+}
+
+// rates states both arms' failure rates, as in
+// "new 4.1% failures (41/1000) vs old 0.2% (2/1000)".
+func rates(w totals) string {
+	return fmt.Sprintf("new %s failures (%d/%d) vs old %s (%d/%d)",
+		pct(w.new.fail, w.new.n), w.new.fail, w.new.n, pct(w.old.fail, w.old.n), w.old.fail, w.old.n)
+}
+
+func pct(f, n int64) string {
+	if n == 0 {
+		return "0%"
+	}
+	return pctf(float64(f) / float64(n))
+}
+
+func pctf(r float64) string {
+	p := 100 * r
+	if p != 0 && p < 1 {
+		return fmt.Sprintf("%.2f%%", p)
+	}
+	return fmt.Sprintf("%.1f%%", p)
+}
