@@ -189,13 +189,19 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 		if s.lim != nil {
 			now := s.now()
 			if !s.lim.AllowN(now, 1) {
-				d := s.cfg.retryAfter
-				if res := s.lim.ReserveN(now, 1); res.OK() {
-					d = res.DelayFrom(now)
-					res.CancelAt(now)
+				// Reserve to learn the delay, then give the token back. (If a
+				// token appeared in between, the reservation is immediate and
+				// the request proceeds on it.)
+				res := s.lim.ReserveN(now, 1)
+				if d := res.DelayFrom(now); !res.OK() || d > 0 {
+					if res.OK() {
+						res.CancelAt(now)
+					} else {
+						d = s.cfg.retryAfter
+					}
+					s.refuse(w, r, shedRate, http.StatusTooManyRequests, s.retryAfter(d))
+					return
 				}
-				s.refuse(w, r, shedRate, http.StatusTooManyRequests, s.retryAfter(d))
-				return
 			}
 		}
 		if s.sem != nil {
