@@ -1,0 +1,270 @@
+package rollout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/blastradius/blastradius/rollout"
+)
+
+// meter returns a meter provider option with a ManualReader, and a function
+// that reads the rollout counters as "instrument variant/outcome" → value.
+func meter(t *testing.T) (rollout.SharedOption, func() map[string]int64) {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	return rollout.WithMeterProvider(mp), func() map[string]int64 {
+		out := map[string]int64{}
+		for name, data := range readMetrics(t, reader) {
+			sum, ok := data.(metricdata.Sum[int64])
+			if !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				k := strings.TrimPrefix(name, "blastradius.rollout.")
+				for _, a := range []attribute.Key{"feature_flag.result.variant", "outcome", "reason"} {
+					if v, ok := dp.Attributes.Value(a); ok {
+						k += " " + v.AsString()
+					}
+				}
+				out[k] += dp.Value
+			}
+		}
+		return out
+	}
+}
+
+type account struct{ ID string }
+
+var (
+	errLookup  = errors.New("lookup failed")
+	errNoMatch = errors.New("no account")
+)
+
+func okArm(id string) func(context.Context) (*account, error) {
+	return func(context.Context) (*account, error) { return &account{ID: id}, nil }
+}
+
+func validAccount(a *account) error {
+	if a == nil {
+		return errNoMatch
+	}
+	return nil
+}
+
+// arms for the outcome table.
+var armBehaviours = map[string]func(context.Context) (*account, error){
+	"ok":    okArm("new"),
+	"error": func(context.Context) (*account, error) { return nil, errLookup },
+	"panic": func(context.Context) (*account, error) { panic("boom") },
+	"nil":   func(context.Context) (*account, error) { return nil, nil },
+	"slow": func(ctx context.Context) (*account, error) {
+		<-ctx.Done()
+		return nil, fmt.Errorf("lookup: %w", ctx.Err())
+	},
+}
+
+func TestRunOutcomes(t *testing.T) {
+	cases := []struct {
+		name     string
+		percent  float64
+		arm      string // behaviour of the routed arm
+		opts     []rollout.CallOption
+		wantID   string
+		wantErr  error
+		wantKind string // counter key
+	}{
+		{"old ok", 0, "ok", nil, "new", nil, "calls old ok"},
+		{"new ok", 100, "ok", nil, "new", nil, "calls new ok"},
+		{"new error", 100, "error", nil, "", errLookup, "calls new error"},
+		{"old error", 0, "error", nil, "", errLookup, "calls old error"},
+		{"new panic", 100, "panic", nil, "", rollout.ErrPanic, "calls new panic"},
+		{"old panic", 0, "panic", nil, "", rollout.ErrPanic, "calls old panic"},
+		{"new invalid", 100, "nil", []rollout.CallOption{rollout.WithValidate(validAccount)}, "", rollout.ErrInvalidResult, "calls new invalid"},
+		{"nil without validate is ok", 100, "nil", nil, "", nil, "calls new ok"},
+		{"new timeout", 100, "slow", []rollout.CallOption{rollout.WithTimeout(50 * time.Millisecond)}, "", context.DeadlineExceeded, "calls new timeout"},
+		{"old timeout", 0, "slow", []rollout.CallOption{rollout.WithTimeout(50 * time.Millisecond)}, "", context.DeadlineExceeded, "calls old timeout"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mp, read := meter(t)
+				g, err := rollout.New("lookup-v2", rollout.WithPercent(c.percent), mp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := armBehaviours[c.arm]
+				start := time.Now()
+				v, err := rollout.Run(context.Background(), g, "user-1", f, f, c.opts...)
+				if !errors.Is(err, c.wantErr) || (c.wantErr == nil) != (err == nil) {
+					t.Fatalf("err = %v, want %v", err, c.wantErr)
+				}
+				if id := idOf(v); id != c.wantID {
+					t.Errorf("result %q, want %q", id, c.wantID)
+				}
+				if c.arm == "slow" {
+					if d := time.Since(start); d != 50*time.Millisecond {
+						t.Errorf("timed out after %v, want 50ms", d)
+					}
+				}
+				want := map[string]int64{c.wantKind: 1}
+				if got := read(); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("counters = %v, want %v", got, want)
+				}
+			})
+		})
+	}
+}
+
+func idOf(a *account) string {
+	if a == nil {
+		return ""
+	}
+	return a.ID
+}
+
+// The caller's own deadline is not the arm's timeout: the outcome is error.
+func TestRunCallerDeadlineIsError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mp, read := meter(t)
+		g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		_, err := rollout.Run(ctx, g, "user-1", armBehaviours["slow"], armBehaviours["slow"], rollout.WithTimeout(time.Second))
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v", err)
+		}
+		if got := read()["calls new error"]; got != 1 {
+			t.Errorf("calls new error = %d, want 1 (%v)", got, read())
+		}
+	})
+}
+
+func TestRunFallback(t *testing.T) {
+	for _, arm := range []string{"error", "panic", "nil", "slow"} {
+		t.Run(arm, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mp, read := meter(t)
+				g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
+				opts := []rollout.CallOption{rollout.WithFallback(), rollout.WithValidate(validAccount), rollout.WithTimeout(time.Second)}
+				v, err := rollout.Run(context.Background(), g, "user-1", okArm("old"), armBehaviours[arm], opts...)
+				if err != nil || idOf(v) != "old" {
+					t.Fatalf("Run = %v, %v; want the old arm's account", v, err)
+				}
+				outcome := map[string]string{"error": "error", "panic": "panic", "nil": "invalid", "slow": "timeout"}[arm]
+				want := map[string]int64{"calls new " + outcome: 1, "calls old ok": 1}
+				if got := read(); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("counters = %v, want %v", got, want)
+				}
+
+				// Without WithFallback the failure reaches the caller.
+				if _, err := rollout.Run(context.Background(), g, "user-1", okArm("old"), armBehaviours[arm], opts[1:]...); err == nil {
+					t.Error("no error without fallback")
+				}
+			})
+		})
+	}
+	// A successful new arm is not followed by old.
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100))
+	calledOld := false
+	old := func(context.Context) (*account, error) { calledOld = true; return nil, nil }
+	if v, _ := rollout.Run(context.Background(), g, "u", old, okArm("new"), rollout.WithFallback()); idOf(v) != "new" || calledOld {
+		t.Errorf("got %v, old called %v", v, calledOld)
+	}
+}
+
+func TestRunPanicIsolation(t *testing.T) {
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithLogger(discardLogger()))
+	cause := io.ErrUnexpectedEOF
+	_, err := rollout.Run(context.Background(), g, "user-1", okArm("old"), func(context.Context) (*account, error) {
+		panic(cause)
+	})
+	var pe *rollout.PanicError
+	if !errors.As(err, &pe) || !errors.Is(err, rollout.ErrPanic) {
+		t.Fatalf("err = %v, want a *PanicError", err)
+	}
+	if pe.Variant != "new" || pe.Value != cause || !errors.Is(err, io.ErrUnexpectedEOF) || len(pe.Stack) == 0 {
+		t.Errorf("PanicError = %+v", pe)
+	}
+	if want := "rollout: panic in new arm: unexpected EOF"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+func TestRunOptionMisuse(t *testing.T) {
+	cases := []struct {
+		name string
+		opt  rollout.CallOption
+	}{
+		{"Shadow-only WithEqual", rollout.WithEqual(func(a, b *account) bool { return true })},
+		{"Shadow-only WithAsync", rollout.WithAsync()},
+		{"Shadow-only WithMaxConcurrent", rollout.WithMaxConcurrent(3)},
+		{"Shadow-only WithRedact", rollout.WithRedact(func(*account) any { return "x" })},
+		{"zero timeout", rollout.WithTimeout(0)},
+		{"validate of another type", rollout.WithValidate(func(string) error { return nil })},
+		{"zero CallOption", rollout.CallOption{}},
+	}
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(50))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			called := false
+			f := func(context.Context) (*account, error) { called = true; return nil, nil }
+			_, err := rollout.Run(context.Background(), g, "user-1", f, f, c.opt)
+			if !errors.Is(err, rollout.ErrInvalidConfig) || called {
+				t.Errorf("err = %v, called %v; want ErrInvalidConfig and no call", err, called)
+			}
+		})
+	}
+	_, err := rollout.Shadow(context.Background(), g, "user-1", okArm("a"), okArm("b"), rollout.WithFallback())
+	if !errors.Is(err, rollout.ErrInvalidConfig) {
+		t.Errorf("Shadow with WithFallback: err = %v", err)
+	}
+	_, err = rollout.Shadow(context.Background(), g, "user-1", okArm("a"), okArm("b"), rollout.WithMaxConcurrent(0))
+	if !errors.Is(err, rollout.ErrInvalidConfig) {
+		t.Errorf("Shadow with WithMaxConcurrent(0): err = %v", err)
+	}
+}
+
+var (
+	intArm   = func(context.Context) (int, error) { return 42, nil }
+	intValid = func(v int) error { return nil }
+	runOpts  = []rollout.CallOption{rollout.WithFallback(), rollout.WithValidate(intValid)}
+)
+
+// TestRunDoesNotAllocate backs the zero-allocation claim of Run: on both
+// arms, with and without a guard, with and without options.
+func TestRunDoesNotAllocate(t *testing.T) {
+	ctx := context.Background()
+	for _, pct := range []float64{0, 12.5, 100} {
+		for _, guarded := range []bool{false, true} {
+			opts := []rollout.Option{rollout.WithPercent(pct)}
+			if guarded {
+				opts = append(opts, rollout.WithGuard())
+			}
+			g, err := rollout.New("lookup-v2", opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			n := testing.AllocsPerRun(2000, func() {
+				_, _ = rollout.Run(ctx, g, benchKeys[i&1023], intArm, intArm)
+				_, _ = rollout.Run(ctx, g, benchKeys[i&1023], intArm, intArm, runOpts...)
+				i++
+			})
+			if n != 0 {
+				t.Errorf("percent %v, guard %v: %v allocs per run, want 0", pct, guarded, n)
+			}
+		}
+	}
+}
