@@ -268,3 +268,17 @@ func TestRunDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// Shadow for a key the gate does not enable costs the old arm and Enabled:
+// no allocation.
+func TestShadowNotGatedDoesNotAllocate(t *testing.T) {
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(0), rollout.WithGuard())
+	ctx := context.Background()
+	i := 0
+	if n := testing.AllocsPerRun(2000, func() {
+		_, _ = rollout.Shadow(ctx, g, benchKeys[i&1023], intArm, intArm)
+		i++
+	}); n != 0 {
+		t.Errorf("%v allocs per run, want 0", n)
+	}
+}

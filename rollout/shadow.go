@@ -30,22 +30,26 @@ import (
 // error wrapping ErrInvalidConfig, and no arm is called.
 func Shadow[T any](ctx context.Context, g *Gate, key string, old, new func(context.Context) (T, error), opts ...CallOption) (T, error) {
 	c := callConfig{timeout: defaultShadowTimeout, maxConcurrent: defaultShadowConcurrent}
-	var sc shadowCall[T]
+	var (
+		validate func(T) error
+		equal    func(a, b T) bool
+		redact   func(T) any
+	)
 	err := c.apply(opts, true)
 	if err == nil {
-		sc.validate, err = typedFunc[func(T) error](c.validate, "WithValidate")
+		validate, err = typedFunc[func(T) error](c.validate, "WithValidate")
 	}
 	if err == nil {
-		sc.equal, err = typedFunc[func(a, b T) bool](c.equal, "WithEqual")
+		equal, err = typedFunc[func(a, b T) bool](c.equal, "WithEqual")
 	}
 	if err == nil {
-		sc.redact, err = typedFunc[func(T) any](c.redact, "WithRedact")
+		redact, err = typedFunc[func(T) any](c.redact, "WithRedact")
 	}
 	if err != nil {
 		var zero T
 		return zero, err
 	}
-	v, o, err := callArm(ctx, g, armOld, old, sc.validate, 0)
+	v, o, err := callArm(ctx, g, armOld, old, validate, 0)
 	g.record(armOld, o, false)
 	if !g.Enabled(key) {
 		return v, err
@@ -55,8 +59,8 @@ func Shadow[T any](ctx context.Context, g *Gate, key string, old, new func(conte
 		g.stats.skipped.Add(0, 1)
 		return v, err
 	}
-	sc.g, sc.key, sc.new, sc.timeout = g, key, new, c.timeout
-	sc.old, sc.oldOK = v, o == outOK
+	sc := &shadowCall[T]{g: g, key: key, new: new, timeout: c.timeout,
+		validate: validate, equal: equal, redact: redact, old: v, oldOK: o == outOK}
 	if c.async {
 		go sc.run(context.WithoutCancel(ctx))
 	} else {

@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -13,24 +14,33 @@ import (
 // guarded gate. It returns the number of calls per arm after which the
 // guard killed the gate, or 0 if it never did within maxPerArm.
 func simulate(r *rand.Rand, pOld, pNew float64, maxPerArm int, opts ...rollout.GuardOption) int {
+	return simulateRatio(r, pOld, pNew, maxPerArm, 1, opts...)
+}
+
+// simulateRatio is simulate with oldPerNew calls of the old arm for each
+// call of the new one, as Run sees at a gate of 100/(1+oldPerNew) percent.
+func simulateRatio(r *rand.Rand, pOld, pNew float64, maxPerArm, oldPerNew int, opts ...rollout.GuardOption) int {
 	g, err := rollout.New("sim", rollout.WithPercent(50), rollout.WithMeterProvider(noop.NewMeterProvider()),
 		rollout.WithGuard(opts...))
 	if err != nil {
 		panic(err)
 	}
 	const block = 500
-	fails := func(p float64) int64 {
+	// fails draws Binomial(calls, p) by skipping geometric gaps between
+	// failures: exact, and fast for small p.
+	fails := func(p float64, calls int) int64 {
 		var f int64
-		for range block {
-			if r.Float64() < p {
-				f++
+		lq := math.Log1p(-p)
+		for i := 0; ; f++ {
+			i += int(math.Log(1-r.Float64())/lq) + 1
+			if i > calls {
+				return f
 			}
 		}
-		return f
 	}
 	for n := block; n <= maxPerArm; n += block {
-		fo, fn := fails(pOld), fails(pNew)
-		rollout.Record(g, rollout.VariantOld, rollout.OutcomeOK, false, block-fo)
+		fo, fn := fails(pOld, block*oldPerNew), fails(pNew, block)
+		rollout.Record(g, rollout.VariantOld, rollout.OutcomeOK, false, int64(block*oldPerNew)-fo)
 		rollout.Record(g, rollout.VariantOld, rollout.OutcomeError, false, fo)
 		rollout.Record(g, rollout.VariantNew, rollout.OutcomeError, false, fn)
 		rollout.Record(g, rollout.VariantNew, rollout.OutcomeOK, false, block-fn)
@@ -78,5 +88,25 @@ func TestGuardPower(t *testing.T) {
 		trips, runs, 100*rate, at[500], at[1000], at[1500], at[2000])
 	if rate < 0.8 {
 		t.Errorf("power %.1f%% < 80%%", 100*rate)
+	}
+}
+
+// TestGuardFalseAlarmRateFewFailures checks the regime where the normal
+// approximation alone is anti-conservative: a low base rate (0.2%) and an
+// old arm with 9× the new arm's calls (a gate at 10%), so the new arm sees
+// about one failure per look. Fisher's exact test keeps the z-test honest.
+func TestGuardFalseAlarmRateFewFailures(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const runs = 500
+	trips := 0
+	for range runs {
+		if simulateRatio(r, 0.002, 0.002, 5_000, 9) > 0 {
+			trips++
+		}
+	}
+	rate := float64(trips) / runs
+	t.Logf("false alarms at 0.2%% failures, old arm 9x the new: %d of %d rollouts (%.1f%%), 5,000 new calls each", trips, runs, 100*rate)
+	if rate > 0.02 {
+		t.Errorf("false-alarm rate %.1f%% > 2%%", 100*rate)
 	}
 }
