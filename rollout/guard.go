@@ -176,16 +176,16 @@ type guard struct {
 	seq       atomic.Int64 // calls of the new arm recorded by the guard
 	nextCheck atomic.Int64 // seq at which the next checkpoint is due
 
-	mu        sync.Mutex
-	base      totals   // counts at creation or at the last Resume
-	snaps     []totals // counts at the last window/checkEvery checkpoints, oldest first
-	stepBase  totals   // counts when the guard last allowed a promotion
-	looks     int      // z-test looks since base
-	lastZ     float64
-	lastCrit  float64
-	lastP     float64
-	lastN     float64 // new-arm calls since base at the last look
-	tripped   string
+	mu       sync.Mutex
+	base     totals   // counts at creation or at the last Resume
+	snaps    []totals // counts at the last window/checkEvery checkpoints, oldest first
+	stepBase totals   // counts when the guard last allowed a promotion
+	looks    int      // z-test looks since base
+	lastZ    float64
+	lastCrit float64
+	lastP    float64
+	lastN    float64 // new-arm calls since base at the last look
+	tripped  string
 }
 
 func newGuard(cfg guardConfig) *guard {
@@ -313,14 +313,25 @@ func (gd *guard) spent(n float64) float64 {
 	return gd.alpha * n * n / (n*n + n0*n0)
 }
 
-// trip kills the gate for v, if v says so and the gate is alive.
+// trip kills the gate for v, if v says so and the gate is alive. The trip
+// is recorded before the kill, so a Resume that follows the kill always
+// finds it to clear.
 func (gd *guard) trip(v verdict) {
 	if v.reason == "" {
 		return
 	}
-	if gd.g.kill(KilledByGuard, v.reason) {
-		gd.mu.Lock()
-		gd.tripped = v.reason
+	gd.mu.Lock()
+	if gd.tripped != "" {
+		gd.mu.Unlock()
+		return
+	}
+	gd.tripped = v.reason
+	gd.mu.Unlock()
+	if !gd.g.kill(KilledByGuard, v.reason) {
+		gd.mu.Lock() // the gate was already killed: not the guard's verdict
+		if gd.tripped == v.reason {
+			gd.tripped = ""
+		}
 		gd.mu.Unlock()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -280,5 +281,20 @@ func TestShadowNotGatedDoesNotAllocate(t *testing.T) {
 		i++
 	}); n != 0 {
 		t.Errorf("%v allocs per run, want 0", n)
+	}
+}
+
+// Run reads no clock: a gate without a pending promotion, with a guard,
+// through thousands of calls and several guard checkpoints.
+func TestRunReadsNoClock(t *testing.T) {
+	var reads atomic.Int64
+	now := func() time.Time { reads.Add(1); return time.Unix(0, 0) }
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(50), rollout.WithClock(now), rollout.WithGuard())
+	for i := range 20_000 {
+		_, _ = rollout.Run(context.Background(), g, benchKeys[i&1023], intArm, intArm)
+	}
+	gs, _ := g.Guard()
+	if n := reads.Load(); n != 0 || gs.Looks < 10 {
+		t.Errorf("%d clock reads in 20,000 calls (%d guard looks), want 0 reads and at least 10 looks", n, gs.Looks)
 	}
 }
