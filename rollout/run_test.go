@@ -298,3 +298,35 @@ func TestRunReadsNoClock(t *testing.T) {
 		t.Errorf("%d clock reads in 20,000 calls (%d guard looks), want 0 reads and at least 10 looks", n, gs.Looks)
 	}
 }
+
+// The call counters carry exactly the attribute sets of the README table.
+func TestRunMetricAttributes(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithMeterProvider(mp))
+	_, _ = rollout.Run(context.Background(), g, "u", okArm("a"), okArm("a"))
+	_, _ = rollout.Shadow(context.Background(), g, "u", okArm("a"), okArm("b"))
+	m := readMetrics(t, reader)
+	key := attribute.String("feature_flag.key", "lookup-v2")
+	want := map[string]map[attribute.Set]int64{
+		"blastradius.rollout.calls": {
+			attrs(key, attribute.String("feature_flag.result.variant", "new"), attribute.String("outcome", "ok")): 2,
+			attrs(key, attribute.String("feature_flag.result.variant", "old"), attribute.String("outcome", "ok")): 1,
+		},
+		"blastradius.rollout.mismatches": {attrs(key): 1},
+	}
+	for name, w := range want {
+		sum, ok := m[name].(metricdata.Sum[int64])
+		if !ok || !sum.IsMonotonic {
+			t.Fatalf("%s: %T, want a monotonic Sum[int64]", name, m[name])
+		}
+		got := map[attribute.Set]int64{}
+		for _, dp := range sum.DataPoints {
+			got[dp.Attributes] = dp.Value
+		}
+		if fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("%s = %v, want %v", name, got, w)
+		}
+	}
+}
