@@ -25,9 +25,12 @@ import (
 // budget with both results (WithRedact replaces them). When either arm
 // fails, nothing is compared: a failure of new counts by its outcome.
 //
-// The old arm runs with panic isolation too: a panic becomes a *PanicError
-// that Shadow returns, as Run does. An invalid option is reported as an
-// error wrapping ErrInvalidConfig, and no arm is called.
+// WithValidate judges both arms for the counts (an invalid result of new
+// is a failure, and is not compared), but never changes what Shadow
+// returns: the old arm's result is served as it is. The old arm runs with
+// panic isolation too: a panic becomes a *PanicError that Shadow returns,
+// as Run does. An invalid option is reported as an error wrapping
+// ErrInvalidConfig, and no arm is called.
 func Shadow[T any](ctx context.Context, g *Gate, key string, old, new func(context.Context) (T, error), opts ...CallOption) (T, error) {
 	c := callConfig{timeout: defaultShadowTimeout, maxConcurrent: defaultShadowConcurrent}
 	var (
@@ -49,7 +52,10 @@ func Shadow[T any](ctx context.Context, g *Gate, key string, old, new func(conte
 		var zero T
 		return zero, err
 	}
-	v, o, err := callArm(ctx, g, armOld, old, validate, 0)
+	v, o, err := callArm(ctx, g, armOld, old, nil, 0)
+	if o == outOK && validate != nil && !valid(validate, v) {
+		o = outInvalid // counted as such, but served as it is
+	}
 	g.record(armOld, o, false)
 	if !g.Enabled(key) {
 		return v, err
@@ -99,6 +105,16 @@ func (sc *shadowCall[T]) run(ctx context.Context) {
 			slog.String(attrKey, g.name), slog.String("key", sc.key),
 			slog.Any("old", oldV), slog.Any("new", newV))
 	}
+}
+
+// valid reports whether validate accepts v; a validate that panics does not.
+func valid[T any](validate func(T) error, v T) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return validate(v) == nil
 }
 
 // same compares the results; an Equal that panics counts as a mismatch.

@@ -103,6 +103,20 @@ func TestShadowOldFailure(t *testing.T) {
 	}
 }
 
+// WithValidate in Shadow counts an invalid old result but serves it as it is.
+func TestShadowValidateDoesNotChangeTheAnswer(t *testing.T) {
+	mp, read := meter(t)
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
+	v, err := rollout.Shadow(context.Background(), g, "u", armBehaviours["nil"], okArm("n"), rollout.WithValidate(validAccount))
+	if v != nil || err != nil {
+		t.Errorf("Shadow = %v, %v; want the old arm's nil, nil", v, err)
+	}
+	want := map[string]int64{"calls old invalid": 1, "calls new ok": 1}
+	if got := read(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("counters = %v, want %v", got, want)
+	}
+}
+
 // A mismatch log goes through the log budget: 10 lines a minute per gate.
 func TestShadowMismatchLogBudget(t *testing.T) {
 	var logs syncBuffer
