@@ -109,7 +109,9 @@
 // with panic isolation, its own timeout (default 1s, not cancelled with the
 // caller's context) and a cap on the gate's shadow calls in flight
 // (default 32; past it the call is skipped and counted). If both arms
-// succeed, WithEqual (default reflect.DeepEqual) compares the results; a
+// succeed, WithEqual (default reflect.DeepEqual) compares the results
+// (WithValidate judges both arms for the counts, but Shadow serves the old
+// result unchanged); a
 // mismatch is counted, fed to the guard as a failure of the new arm and
 // logged with both values (WithRedact replaces them) through the gate's log
 // budget of 10 lines a minute. A goroutine of WithAsync ends when the new

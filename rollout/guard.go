@@ -258,7 +258,7 @@ func (gd *guard) limitsLocked(w totals) verdict {
 	}
 	c := gd.cfg
 	if c.maxPanics > 0 && w.new.panics >= c.maxPanics {
-		return verdict{fmt.Sprintf("new arm panicked %d times in %d calls (limit %d)", w.new.panics, w.new.n, c.maxPanics)}
+		return verdict{fmt.Sprintf("new arm panics: %d in %d calls (limit %d)", w.new.panics, w.new.n, c.maxPanics)}
 	}
 	if c.maxMismatch > 0 && w.new.n >= c.minSamples && float64(w.new.mismatches) >= c.maxMismatch*float64(w.new.n) {
 		return verdict{fmt.Sprintf("new %s mismatches (%d/%d), limit %s",

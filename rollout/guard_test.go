@@ -50,7 +50,7 @@ func TestGuardAbsoluteLimits(t *testing.T) {
 		}
 		_, _ = rollout.Run(context.Background(), g, "u", okArm("a"), armBehaviours["panic"])
 		st := g.Status()
-		if want := "new arm panicked 1 times in 38 calls (limit 1)"; !st.Killed || st.Reason != want {
+		if want := "new arm panics: 1 in 38 calls (limit 1)"; !st.Killed || st.Reason != want {
 			t.Errorf("killed %v, reason %q, want %q", st.Killed, st.Reason, want)
 		}
 	})

@@ -207,3 +207,23 @@ func TestShadowNoGoroutineLeak(t *testing.T) {
 		t.Error("gate killed")
 	}
 }
+
+// A panic of the new arm on its own goroutine is isolated too.
+func TestShadowAsyncPanicIsolation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mp, read := meter(t)
+		g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp, rollout.WithGuard())
+		v, err := rollout.Shadow(context.Background(), g, "u", okArm("a"), armBehaviours["panic"], rollout.WithAsync())
+		if err != nil || idOf(v) != "a" {
+			t.Fatalf("Shadow = %v, %v", v, err)
+		}
+		synctest.Wait()
+		want := map[string]int64{"calls old ok": 1, "calls new panic": 1, "kills guard": 1}
+		if got := read(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("counters = %v, want %v", got, want)
+		}
+		if st := g.Status(); !st.Killed || st.Reason != "new arm panics: 1 in 1 calls (limit 1)" {
+			t.Errorf("status: killed %v, reason %q", st.Killed, st.Reason)
+		}
+	})
+}
