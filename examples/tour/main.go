@@ -45,10 +45,14 @@ type config struct {
 	// (for example its guard disabled), so tests can prove that the tour
 	// detects a failure and exits non-zero.
 	sabotage string
+	// notes collects details printed under the table, such as the guard's
+	// kill reason.
+	notes *[]string
 }
 
 var incidents = []incident{
 	{"I1", "old tokens and the retry feedback loop", runI1},
+	{"I2", "the lookup that started returning null", runI2},
 	{"I3", "the array that became an object", runI3},
 	{"I4", "a bad change live in production", runI4},
 	{"I5", "Knight Capital: a repurposed flag on a stale server", runI5},
@@ -78,7 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tour: unknown incident %q (want I1..I5)\n", *only)
 		return 2
 	}
-	cfg := config{sabotage: strings.ToUpper(*sabotage)}
+	var notes []string
+	cfg := config{sabotage: strings.ToUpper(*sabotage), notes: &notes}
 	start := time.Now()
 	var all []figure
 	failed := false
@@ -107,6 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}{all, !failed, time.Since(start).Seconds()})
 	} else {
 		printTable(stdout, todo, all)
+		for _, n := range notes {
+			fmt.Fprintln(stdout, n)
+		}
 		verdict := "every \"with\" figure met its target"
 		if failed {
 			verdict = "FAIL: at least one \"with\" figure missed its target"
