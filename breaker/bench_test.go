@@ -253,6 +253,16 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
+// BenchmarkDoOverhead is BenchmarkDo against BenchmarkGobreakerExecute (raw
+// gobreaker, same settings), interleaved in batches of 256 calls; "ratio"
+// is blastradius over gobreaker. Target: at most 1.15.
+func BenchmarkDoOverhead(b *testing.B) {
+	br, cb := newBench(b), rawGobreaker()
+	ctx := context.Background()
+	f := func() (struct{}, error) { return struct{}{}, nil }
+	interleaved(b, 256, func() { _, _ = cb.Execute(f) }, func() { _ = br.Do(ctx, ok) })
+}
+
 // BenchmarkRetryOverhead is BenchmarkDoRetryEnabled against BenchmarkDo,
 // interleaved in batches of 256 calls; "ratio" is with-retries over
 // without. Target: at most 1.2.

@@ -260,6 +260,10 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 	if fn == nil {
 		return fmt.Errorf("%w: nil fn", ErrInvalidConfig)
 	}
+	if b.retries == 0 { // the common case: one attempt, nothing to deposit
+		_, err := b.attempt(ctx, fn)
+		return err
+	}
 	return b.run(ctx, fn, b.retries)
 }
 
@@ -282,7 +286,7 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 // attempt makes one call through gobreaker and records its outcome.
 func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (int, error) {
 	if b.throttle != nil && b.throttle.reject() {
-		b.record(outThrottled)
+		b.calls.Add(outThrottled, 1)
 		return outThrottled, ErrThrottled
 	}
 	var err error
@@ -293,7 +297,8 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (
 			if b.throttle != nil {
 				b.throttle.observe(outFailure)
 			}
-			b.record(outFailure)
+			b.calls.Add(outFailure, 1)
+			b.flushIfPending()
 		}
 	}()
 	_, gerr := b.cb.Execute(func() (struct{}, error) {
@@ -313,19 +318,21 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (
 		return struct{}{}, errCountFailure
 	})
 	finished = true
+	b.flushIfPending()
 	if gerr == gobreaker.ErrOpenState || gerr == gobreaker.ErrTooManyRequests {
-		b.record(outRejected)
+		b.calls.Add(outRejected, 1)
 		return outRejected, ErrOpen
 	}
 	if b.throttle != nil {
 		b.throttle.observe(out)
 	}
-	b.record(out)
+	b.calls.Add(out, 1)
 	return out, err
 }
 
-func (b *Breaker) record(out int) {
-	b.calls.Add(out, 1)
+// flushIfPending dispatches queued transitions, if any; the check is one
+// atomic load.
+func (b *Breaker) flushIfPending() {
 	if b.pendingN.Load() != 0 {
 		b.flush()
 	}
