@@ -10,7 +10,6 @@ import (
 
 	"github.com/blastradius/blastradius/internal/telemetry"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultMaxTokenSize is the default maximum token size, in bytes.
@@ -147,11 +146,11 @@ type auth[P any] struct {
 	verify   func(context.Context, string) (P, error)
 	cfg      authConfig
 	budget   *LogBudget
-	results  metric.Int64Counter
-	addOpts  [numOutcomes][numReasons][]metric.AddOption
-	failed   AuthResult // template
-	wwwAuth  []string   // WWW-Authenticate for invalid tokens
-	wwwEmpty []string   // WWW-Authenticate for a missing token
+	results  *telemetry.Counts            // atomic, read when the SDK collects
+	index    [numOutcomes][numReasons]int // (outcome, reason) -> results index
+	failed   AuthResult                   // template
+	wwwAuth  []string                     // WWW-Authenticate for invalid tokens
+	wwwEmpty []string                     // WWW-Authenticate for a missing token
 }
 
 // Auth returns middleware that verifies the request's token with verify.
@@ -188,8 +187,7 @@ func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts
 		a.verify = func(context.Context, string) (P, error) { var zero P; return zero, ErrInvalid }
 	}
 	a.budget = a.cfg.budgetFor()
-	a.results = telemetry.Counter(telemetry.Meter(a.cfg.mp, "edge"), "blastradius.edge.auth.results",
-		"Requests seen by edge.Auth, by result and reason.", "{request}")
+	var sets [][]attribute.KeyValue
 	for o := range numOutcomes {
 		for r := range numReasons {
 			if (o == OutcomeOK) != (r == ReasonNone) {
@@ -199,9 +197,12 @@ func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts
 			if r != ReasonNone {
 				kv = append(kv, attribute.String("reason", r.String()))
 			}
-			a.addOpts[o][r] = telemetry.AddOpts(kv...)
+			a.index[o][r] = len(sets)
+			sets = append(sets, kv)
 		}
 	}
+	a.results = telemetry.NewCounts(telemetry.Meter(a.cfg.mp, "edge"), "blastradius.edge.auth.results",
+		"Requests seen by edge.Auth, by result and reason.", "{request}", sets...)
 	a.failed.Outcome = OutcomeAnonymous
 	if a.cfg.required {
 		a.failed.Outcome = OutcomeRejected
@@ -230,7 +231,7 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		p, reason, err = a.call(ctx, tok)
 	}
 	if reason == ReasonNone {
-		a.results.Add(ctx, 1, a.addOpts[OutcomeOK][ReasonNone]...)
+		a.results.Add(a.index[OutcomeOK][ReasonNone], 1)
 		c := &authCtx[P]{Context: ctx, principal: p}
 		if a.cfg.observer != nil {
 			a.cfg.observer(r, c.res)
@@ -240,7 +241,7 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	}
 	res := a.failed
 	res.Reason, res.Err = reason, err
-	a.results.Add(ctx, 1, a.addOpts[res.Outcome][reason]...)
+	a.results.Add(a.index[res.Outcome][reason], 1)
 	switch reason {
 	case ReasonPanic: // logged by call, with the stack
 	case ReasonMissing:

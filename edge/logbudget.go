@@ -3,15 +3,10 @@ package edge
 import (
 	"context"
 	"log/slog"
-	"reflect"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/blastradius/blastradius/internal/logbudget"
 	"github.com/blastradius/blastradius/internal/telemetry"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
 )
 
 // SummaryMessage is the message of the summary record a LogBudget writes for
@@ -100,9 +95,12 @@ func NewLogBudget(next slog.Handler, opts ...LogBudgetOption) *LogBudget {
 	c.o.Now = now
 	// The suppressed count is an observable counter over an atomic, so a
 	// suppressed record (the flood path) costs an atomic add, not a
-	// synchronous instrument update.
-	suppressed := suppressedCount(c.mp)
-	c.o.OnSuppress = func(context.Context) { suppressed.Add(1) }
+	// synchronous instrument update. Every budget reports its own count into
+	// the one unattributed series; the SDK sums a series' observations
+	// across callbacks, so no state is shared between budgets.
+	suppressed := telemetry.NewCounts(telemetry.Meter(c.mp, "edge"), "blastradius.edge.log.suppressed",
+		"Log records suppressed by log budgets.", "{record}", nil)
+	c.o.OnSuppress = func(context.Context) { suppressed.Add(0, 1) }
 	return &LogBudget{h: logbudget.New(next, c.o), now: stampNow, keyAttr: c.o.KeyAttr}
 }
 
@@ -176,40 +174,6 @@ func (b *LogBudget) logReason(ctx context.Context, level slog.Level, msg, reason
 		return
 	}
 	_ = b.h.HandleLazy(ctx, level, msg, kv, build)
-}
-
-// suppressedCounts holds one count per meter provider, shared by every
-// LogBudget that reports to it: an observable counter reports one value per
-// attribute set, so the budgets must share it rather than each observe
-// their own.
-var suppressedCounts sync.Map // metric.MeterProvider -> *atomic.Int64
-
-func suppressedCount(mp metric.MeterProvider) *atomic.Int64 {
-	if mp == nil {
-		mp = otel.GetMeterProvider()
-	}
-	comparable := reflect.TypeOf(mp).Comparable()
-	if comparable {
-		if n, ok := suppressedCounts.Load(mp); ok {
-			return n.(*atomic.Int64)
-		}
-	}
-	n := new(atomic.Int64)
-	if comparable {
-		if prev, loaded := suppressedCounts.LoadOrStore(mp, n); loaded {
-			return prev.(*atomic.Int64)
-		}
-	}
-	m := telemetry.Meter(mp, "edge")
-	if _, err := m.Int64ObservableCounter("blastradius.edge.log.suppressed",
-		metric.WithDescription("Log records suppressed by log budgets."), metric.WithUnit("{record}"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(n.Load())
-			return nil
-		})); err != nil {
-		otel.Handle(err)
-	}
-	return n
 }
 
 // monoBase anchors monoNow.

@@ -68,3 +68,36 @@ func TestCountsAddAllocatesNothing(t *testing.T) {
 		t.Fatalf("Add allocates %v", n)
 	}
 }
+
+// TestCountsSharingASeriesSum pins the SDK behaviour that lets several
+// objects report into one series without shared state: two Counts observing
+// the same attribute set of the same instrument are summed at collection.
+func TestCountsSharingASeriesSum(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	m := telemetry.Meter(mp, "test")
+	a := telemetry.NewCounts(m, "blastradius.test.shared", "", "", nil)
+	b := telemetry.NewCounts(m, "blastradius.test.shared", "", "", nil)
+	a.Add(0, 3)
+	b.Add(0, 4)
+	for round, want := range []int64{7, 9} {
+		if round == 1 {
+			a.Add(0, 2)
+		}
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, sm := range rm.ScopeMetrics {
+			for _, mt := range sm.Metrics {
+				for _, dp := range mt.Data.(metricdata.Sum[int64]).DataPoints {
+					got = append(got, dp.Value)
+				}
+			}
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Fatalf("collection %d: points %v, want one point of %d", round, got, want)
+		}
+	}
+}
