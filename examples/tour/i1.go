@@ -344,8 +344,10 @@ func runI1(ctx context.Context, cfg config) ([]figure, error) {
 
 	amp := func(st *i1Stats) float64 { return float64(st.requests.Load()) / float64(len(toks)) }
 	// The budget's own guarantee: retries stay within 10% of requests plus
-	// the floor of 10 per second (a burst of 10, then 10 per second elapsed).
-	budgetBound := 1 + 0.1 + (10+10*depthSecs)/float64(len(toks))
+	// the floor of 10 per second (a burst of 10, then 10 per second elapsed),
+	// plus the slack of its batched deposits: up to 63 requests may be
+	// counted late, which lets 10% of them (6.3 retries) through early.
+	budgetBound := 1 + 0.1 + (10+10*depthSecs+6.3)/float64(len(toks))
 	const logBound = 50 // the edge log budget: 10 per reason per minute, plus summaries
 	return []figure{
 		{Name: "5xx responses", Without: float64(naive.fivexx.Load()), With: float64(with.fivexx.Load()), Unit: "responses", Target: "0", Pass: with.fivexx.Load() == 0},
