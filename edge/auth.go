@@ -146,6 +146,7 @@ type auth[P any] struct {
 	verify   func(context.Context, string) (P, error)
 	cfg      authConfig
 	budget   *LogBudget
+	logKeys  [numReasons]*reasonKey       // "edge: auth failed", per reason
 	results  *telemetry.Counts            // atomic, read when the SDK collects
 	index    [numOutcomes][numReasons]int // (outcome, reason) -> results index
 	failed   AuthResult                   // template
@@ -187,6 +188,9 @@ func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts
 		a.verify = func(context.Context, string) (P, error) { var zero P; return zero, ErrInvalid }
 	}
 	a.budget = a.cfg.budgetFor()
+	for r := range numReasons {
+		a.logKeys[r] = a.budget.key("edge: auth failed", r.String())
+	}
 	var sets [][]attribute.KeyValue
 	for o := range numOutcomes {
 		for r := range numReasons {
@@ -245,11 +249,11 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	switch reason {
 	case ReasonPanic: // logged by call, with the stack
 	case ReasonMissing:
-		a.budget.logReason(ctx, slog.LevelDebug, "edge: auth failed", reason.String(), func(rec *slog.Record) {
+		a.budget.logReason(ctx, slog.LevelDebug, a.logKeys[reason], func(rec *slog.Record) {
 			rec.AddAttrs(slog.String("path", r.URL.Path))
 		})
 	default:
-		a.budget.logReason(ctx, slog.LevelWarn, "edge: auth failed", reason.String(), func(rec *slog.Record) {
+		a.budget.logReason(ctx, slog.LevelWarn, a.logKeys[reason], func(rec *slog.Record) {
 			rec.AddAttrs(slog.String("path", r.URL.Path), slog.Any("error", err))
 		})
 	}
@@ -278,7 +282,7 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err
 			// Logged here, while the panicking stack is still live, so the
 			// stack is only captured if the budget passes the record.
 			var st *stackValue
-			a.budget.logReason(ctx, slog.LevelError, "edge: auth failed", ReasonPanic.String(), func(rec *slog.Record) {
+			a.budget.logReason(ctx, slog.LevelError, a.logKeys[ReasonPanic], func(rec *slog.Record) {
 				st = &stackValue{}
 				st.live.Store(true)
 				rec.AddAttrs(slog.Any("panic", v), slog.Any("stack", st))
@@ -297,6 +301,16 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err
 
 // classify maps a verify error to a Reason.
 func classify(err error) Reason {
+	switch err { // a bare sentinel, the common case: no chain to walk
+	case ErrUnsupportedVersion:
+		return ReasonUnsupportedVersion
+	case ErrExpired:
+		return ReasonExpired
+	case ErrMalformed:
+		return ReasonMalformed
+	case ErrInvalid:
+		return ReasonInvalid
+	}
 	switch {
 	case errors.Is(err, ErrUnsupportedVersion):
 		return ReasonUnsupportedVersion

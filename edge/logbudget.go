@@ -150,30 +150,44 @@ func (b *LogBudget) log(ctx context.Context, level slog.Level, msg string, attrs
 	})
 }
 
-// logReason is log for a record keyed by its "reason" attribute, as Auth's
-// and Shed's are: when the budget is keyed by "reason" (or by the message
-// alone) the record, and the attributes add puts in it after the reason,
-// are only built if the budget passes it.
-func (b *LogBudget) logReason(ctx context.Context, level slog.Level, msg, reason string, add func(*slog.Record)) {
+// reasonKey is a message and reason that a middleware logs again and
+// again, resolved once against its budget.
+type reasonKey struct {
+	msg, reason string
+	k           *logbudget.Key // nil: the budget is keyed by another attribute
+}
+
+// key resolves msg and reason against b. When b is keyed by "reason" (or by
+// the message alone) the key is looked up once, here, not per record.
+func (b *LogBudget) key(msg, reason string) *reasonKey {
+	rk := &reasonKey{msg: msg, reason: reason}
+	switch b.keyAttr {
+	case "":
+		rk.k = b.h.Key(msg, "")
+	case "reason":
+		rk.k = b.h.Key(msg, reason)
+	}
+	return rk
+}
+
+// logReason logs a record with rk's message and "reason" attribute. The
+// record, and the attributes add puts in it after the reason, are only
+// built if the budget passes it.
+func (b *LogBudget) logReason(ctx context.Context, level slog.Level, rk *reasonKey, add func(*slog.Record)) {
 	if !b.h.Enabled(ctx, level) {
 		return
 	}
 	build := func() slog.Record {
-		r := slog.NewRecord(b.now(), level, msg, 0)
-		r.AddAttrs(slog.String("reason", reason))
+		r := slog.NewRecord(b.now(), level, rk.msg, 0)
+		r.AddAttrs(slog.String("reason", rk.reason))
 		add(&r)
 		return r
 	}
-	kv := ""
-	switch b.keyAttr {
-	case "":
-	case "reason":
-		kv = reason
-	default: // a shared budget keyed by another attribute: it must see the record
+	if rk.k == nil { // a shared budget keyed by another attribute: it must see the record
 		_ = b.h.Handle(ctx, build())
 		return
 	}
-	_ = b.h.HandleLazy(ctx, level, msg, kv, build)
+	_ = b.h.HandleKeyLazy(ctx, rk.k, level, build)
 }
 
 // monoBase anchors monoNow.

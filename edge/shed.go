@@ -117,6 +117,7 @@ type shedder struct {
 	sem      chan struct{}
 	waiting  atomic.Int64
 	budget   *LogBudget
+	logKeys  [numShedReasons]*reasonKey // "edge: request shed" per reason
 	shed     metric.Int64Counter
 	addOpts  [numShedReasons][]metric.AddOption
 	retry503 []string
@@ -155,6 +156,9 @@ func Shed(opts ...ShedOption) Middleware {
 		s.sem = make(chan struct{}, s.cfg.maxInFlight)
 	}
 	s.budget = s.cfg.budgetFor()
+	for r := range numShedReasons {
+		s.logKeys[r] = s.budget.key("edge: request shed", r.String())
+	}
 	s.shed = telemetry.Counter(telemetry.Meter(s.cfg.mp, "edge"), "blastradius.edge.shed",
 		"Requests refused by edge.Shed, by reason.", "{request}")
 	for r := range numShedReasons {
@@ -243,7 +247,7 @@ func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
 func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReason, code int, retry []string) {
 	ctx := r.Context()
 	s.shed.Add(ctx, 1, s.addOpts[reason]...)
-	s.budget.logReason(ctx, slog.LevelWarn, "edge: request shed", reason.String(), func(rec *slog.Record) {
+	s.budget.logReason(ctx, slog.LevelWarn, s.logKeys[reason], func(rec *slog.Record) {
 		rec.AddAttrs(slog.String("path", r.URL.Path))
 	})
 	w.Header()["Retry-After"] = retry

@@ -33,6 +33,7 @@ type Options struct {
 }
 
 type entry struct {
+	dead       bool // deleted from the map; a Key holding it looks again
 	start      time.Time
 	passed     int
 	suppressed int
@@ -167,34 +168,91 @@ func (h *Handler) admit(ctx context.Context, msg, kv string, level slog.Level) b
 	sums := st.sweepLocked(now, nil)
 	e, ok := st.keys[string(kb)]
 	if !ok {
-		key := OverflowKey
-		if len(st.keys) < st.opts.MaxKeys {
-			key = string(kb)
-		} else {
-			e = st.keys[key]
-		}
-		if e == nil {
-			e = &entry{start: now, msg: msg, keyVal: kv, level: level}
-			if key == OverflowKey {
-				e.msg, e.keyVal = "log budget: key overflow", ""
-			}
-			st.keys[key] = e
-			if end := now.Add(st.opts.Interval); st.next.IsZero() || end.Before(st.next) {
-				st.next = end
-			}
-		}
+		e = st.createLocked(string(kb), msg, kv, level, now)
 	}
-	pass := e.passed < st.opts.Limit
-	if pass {
-		e.passed++
-	} else {
-		e.suppressed++
-	}
+	pass := st.countLocked(e)
 	st.mu.Unlock()
+	return h.afterAdmit(ctx, sums, pass)
+}
 
+// Key is a budget key (a message and a key-attribute value) resolved once,
+// for callers that log the same few keys again and again, such as a
+// middleware logging one message per failure reason. HandleKeyLazy with a
+// Key skips building the key and looking it up while its entry is live.
+type Key struct {
+	st          *state
+	msg, keyVal string
+	key         string
+	e           *entry // guarded by st.mu; nil or dead means look it up
+}
+
+// Key returns the Key for msg and keyVal in this budget.
+func (h *Handler) Key(msg, keyVal string) *Key {
+	return &Key{st: h.st, msg: msg, keyVal: keyVal, key: msg + "\x00" + keyVal + "\x00"}
+}
+
+// HandleKeyLazy is HandleLazy for a pre-resolved Key: build is called, and
+// the record handled, only if the budget passes it. A Key of another budget,
+// or a handler inside a group, falls back to HandleLazy.
+func (h *Handler) HandleKeyLazy(ctx context.Context, k *Key, level slog.Level, build func() slog.Record) error {
+	if k.st != h.st || h.group {
+		return h.HandleLazy(ctx, level, k.msg, k.keyVal, build)
+	}
+	st := h.st
+	now := st.opts.Now()
+	st.mu.Lock()
+	sums := st.sweepLocked(now, nil)
+	e := k.e
+	if e == nil || e.dead {
+		if e = st.keys[k.key]; e == nil {
+			e = st.createLocked(k.key, k.msg, k.keyVal, level, now)
+		}
+		k.e = e
+	}
+	pass := st.countLocked(e)
+	st.mu.Unlock()
+	if !h.afterAdmit(ctx, sums, pass) {
+		return nil
+	}
+	return h.next.Handle(ctx, build())
+}
+
+// createLocked adds the entry for key, or returns the overflow entry once
+// MaxKeys keys are live.
+func (st *state) createLocked(key, msg, kv string, level slog.Level, now time.Time) *entry {
+	if len(st.keys) >= st.opts.MaxKeys {
+		key = OverflowKey
+		if e := st.keys[key]; e != nil {
+			return e
+		}
+	}
+	e := &entry{start: now, msg: msg, keyVal: kv, level: level}
+	if key == OverflowKey {
+		e.msg, e.keyVal = "log budget: key overflow", ""
+	}
+	st.keys[key] = e
+	if end := now.Add(st.opts.Interval); st.next.IsZero() || end.Before(st.next) {
+		st.next = end
+	}
+	return e
+}
+
+// countLocked counts one record against e and reports whether it passes.
+func (st *state) countLocked(e *entry) bool {
+	if e.passed < st.opts.Limit {
+		e.passed++
+		return true
+	}
+	e.suppressed++
+	return false
+}
+
+// afterAdmit writes the summaries a sweep collected and reports a
+// suppression, outside the lock.
+func (h *Handler) afterAdmit(ctx context.Context, sums []summary, pass bool) bool {
 	h.writeSummaries(ctx, sums)
-	if !pass && st.opts.OnSuppress != nil {
-		st.opts.OnSuppress(ctx)
+	if !pass && h.st.opts.OnSuppress != nil {
+		h.st.opts.OnSuppress(ctx)
 	}
 	return pass
 }
@@ -217,6 +275,7 @@ func (st *state) sweepLocked(now time.Time, sums []summary) []summary {
 		if e.suppressed > 0 {
 			sums = append(sums, summary{msg: e.msg, keyVal: e.keyVal, level: e.level, suppressed: e.suppressed, since: e.start})
 		}
+		e.dead = true
 		delete(st.keys, k)
 	}
 	return sums
@@ -243,6 +302,7 @@ func (h *Handler) Flush(ctx context.Context) {
 	for k, e := range st.keys {
 		if e.suppressed > 0 {
 			sums = append(sums, summary{msg: e.msg, keyVal: e.keyVal, level: e.level, suppressed: e.suppressed, since: e.start})
+			e.dead = true
 			delete(st.keys, k)
 		}
 	}
