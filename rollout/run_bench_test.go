@@ -34,33 +34,37 @@ func BenchmarkRun(b *testing.B) {
 		{"new-guarded-options", func(k string) (int, error) { return rollout.Run(ctx, guarded, k, fn, fn, runOpts...) }},
 	}
 	for _, c := range cases {
-		b.Run(c.name+"/serial", func(b *testing.B) {
-			b.ReportAllocs()
-			f, s := c.f, 0
-			i := 0
-			for b.Loop() {
+		benchArm(b, c.name, c.f)
+	}
+}
+
+// benchArm runs f over the benchmark keys, serially and in parallel, as
+// name/serial and name/parallel.
+func benchArm(b *testing.B, name string, f func(key string) (int, error)) {
+	b.Run(name+"/serial", func(b *testing.B) {
+		b.ReportAllocs()
+		s, i := 0, 0
+		for b.Loop() {
+			v, _ := f(benchKeys[i&1023])
+			s += v
+			i++
+		}
+		intSink = s
+	})
+	b.Run(name+"/parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			s, i := 0, 0
+			for pb.Next() {
 				v, _ := f(benchKeys[i&1023])
 				s += v
 				i++
 			}
-			intSink = s
+			if s == 1 {
+				intSink = s
+			}
 		})
-		b.Run(c.name+"/parallel", func(b *testing.B) {
-			b.ReportAllocs()
-			f := c.f
-			b.RunParallel(func(pb *testing.PB) {
-				s, i := 0, 0
-				for pb.Next() {
-					v, _ := f(benchKeys[i&1023])
-					s += v
-					i++
-				}
-				if s == 1 {
-					intSink = s
-				}
-			})
-		})
-	}
+	})
 }
 
 var timeSink time.Time
@@ -108,31 +112,6 @@ func BenchmarkShadow(b *testing.B) {
 		{"async", func(k string) (int, error) { return rollout.Shadow(ctx, all, k, fn, fn, async...) }},
 	}
 	for _, c := range cases {
-		b.Run(c.name+"/serial", func(b *testing.B) {
-			b.ReportAllocs()
-			f, s := c.f, 0
-			i := 0
-			for b.Loop() {
-				v, _ := f(benchKeys[i&1023])
-				s += v
-				i++
-			}
-			intSink = s
-		})
-		b.Run(c.name+"/parallel", func(b *testing.B) {
-			b.ReportAllocs()
-			f := c.f
-			b.RunParallel(func(pb *testing.PB) {
-				s, i := 0, 0
-				for pb.Next() {
-					v, _ := f(benchKeys[i&1023])
-					s += v
-					i++
-				}
-				if s == 1 {
-					intSink = s
-				}
-			})
-		})
+		benchArm(b, c.name, c.f)
 	}
 }
