@@ -104,15 +104,23 @@ func BenchmarkGobreakerOpen(b *testing.B) {
 }
 
 // TestDoAllocatesNothing backs the zero-allocation claim of the hot path:
-// Do and Call on success, and Do on rejection, with the default (global,
-// no-op) meter provider and with a real SDK provider.
+// Do and Call on success, with the default (global, no-op) meter provider
+// and with a real SDK provider, with and without retries and throttling;
+// and Do on rejection.
 func TestDoAllocatesNothing(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name string
-		opts []breaker.Option
-	}{{"global", nil}, {"sdk", []breaker.Option{breaker.WithMeterProvider(mp)}}} {
+		name   string
+		opts   []breaker.Option
+		reject bool // also trip the breaker and check a rejection
+	}{
+		{"global", nil, true},
+		{"sdk", []breaker.Option{breaker.WithMeterProvider(mp)}, true},
+		{"retries", []breaker.Option{breaker.WithRetries(3)}, false},
+		{"retries+sdk", []breaker.Option{breaker.WithRetries(3), breaker.WithMeterProvider(mp)}, false},
+		{"retries+throttle", []breaker.Option{breaker.WithRetries(3), breaker.WithAdaptiveThrottle(2, time.Minute)}, false},
+	} {
 		br, err := breaker.New("allocs", tc.opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -123,6 +131,9 @@ func TestDoAllocatesNothing(t *testing.T) {
 		f := func(context.Context) (int, error) { return 1, nil }
 		if n := testing.AllocsPerRun(1000, func() { _, _ = breaker.Call(ctx, br, f) }); n != 0 {
 			t.Errorf("%s: Call success allocates %v per call", tc.name, n)
+		}
+		if !tc.reject {
+			continue
 		}
 		for range 5 {
 			_ = br.Do(ctx, fail)

@@ -480,30 +480,3 @@ func TestRetryOptionsInvalid(t *testing.T) {
 		t.Fatalf("NewBudget with a bad ratio: %v", err)
 	}
 }
-
-// TestDoRetryEnabledAllocatesNothing: with retries, a budget and the
-// throttle configured, a call that succeeds first time allocates nothing.
-func TestDoRetryEnabledAllocatesNothing(t *testing.T) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	ctx := context.Background()
-	for _, tc := range []struct {
-		name string
-		opts []breaker.Option
-	}{
-		{"retries", []breaker.Option{breaker.WithRetries(3)}},
-		{"retries+sdk", []breaker.Option{breaker.WithRetries(3), breaker.WithMeterProvider(mp)}},
-		{"retries+throttle", []breaker.Option{breaker.WithRetries(3), breaker.WithAdaptiveThrottle(2, time.Minute)}},
-	} {
-		br, err := breaker.New("allocs", tc.opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := testing.AllocsPerRun(1000, func() { _ = br.Do(ctx, ok) }); n != 0 {
-			t.Errorf("%s: Do success allocates %v per call", tc.name, n)
-		}
-		f := func(context.Context) (int, error) { return 1, nil }
-		if n := testing.AllocsPerRun(1000, func() { _, _ = breaker.Call(ctx, br, f) }); n != 0 {
-			t.Errorf("%s: Call success allocates %v per call", tc.name, n)
-		}
-	}
-}
