@@ -34,6 +34,7 @@ type Options struct {
 
 type entry struct {
 	dead       bool // deleted from the map; a Key holding it looks again
+	key        string
 	start      time.Time
 	passed     int
 	suppressed int
@@ -50,7 +51,18 @@ type state struct {
 	root slog.Handler
 	mu   sync.Mutex
 	keys map[string]*entry
-	next time.Time // earliest time a sweep may find an ended interval
+	// queue holds the live entries in creation order, which is the order
+	// their intervals end in (every interval has the same length), so a
+	// sweep pops ended entries off the front and stops at the first live
+	// one: its cost is the number of entries it ends, never the number of
+	// live keys. Entries Flush removed stay queued, marked dead, until they
+	// reach the front. queue[head:] is the live part.
+	queue []*entry
+	head  int
+	next  time.Time // earliest time a sweep may find an ended interval
+	// visited counts the entries sweeps have examined, for the test that
+	// pins the sweep's cost.
+	visited int
 }
 
 // Handler is the log-budget slog.Handler. It is safe for concurrent use, and
@@ -226,13 +238,14 @@ func (st *state) createLocked(key, msg, kv string, level slog.Level, now time.Ti
 			return e
 		}
 	}
-	e := &entry{start: now, msg: msg, keyVal: kv, level: level}
+	e := &entry{key: key, start: now, msg: msg, keyVal: kv, level: level}
 	if key == OverflowKey {
 		e.msg, e.keyVal = "log budget: key overflow", ""
 	}
 	st.keys[key] = e
-	if end := now.Add(st.opts.Interval); st.next.IsZero() || end.Before(st.next) {
-		st.next = end
+	st.queue = append(st.queue, e)
+	if st.next.IsZero() {
+		st.next = now.Add(st.opts.Interval)
 	}
 	return e
 }
@@ -258,27 +271,46 @@ func (h *Handler) afterAdmit(ctx context.Context, sums []summary, pass bool) boo
 }
 
 // sweepLocked ends every interval that has passed, collecting summaries for
-// those that suppressed records and forgetting idle keys.
+// those that suppressed records and forgetting idle keys. Entries end in
+// creation order, so it pops them off the front of the queue and stops at
+// the first whose interval is still running. (With a clock that steps back,
+// an entry may end a little late: behind an entry created before it.)
 func (st *state) sweepLocked(now time.Time, sums []summary) []summary {
 	if st.next.IsZero() || now.Before(st.next) {
 		return sums
 	}
-	st.next = time.Time{}
-	for k, e := range st.keys {
-		end := e.start.Add(st.opts.Interval)
-		if now.Before(end) {
-			if st.next.IsZero() || end.Before(st.next) {
+	for st.head < len(st.queue) {
+		e := st.queue[st.head]
+		st.visited++
+		if !e.dead {
+			if end := e.start.Add(st.opts.Interval); now.Before(end) {
 				st.next = end
+				st.compactLocked()
+				return sums
 			}
-			continue
+			if e.suppressed > 0 {
+				sums = append(sums, summary{msg: e.msg, keyVal: e.keyVal, level: e.level, suppressed: e.suppressed, since: e.start})
+			}
+			e.dead = true
+			delete(st.keys, e.key)
 		}
-		if e.suppressed > 0 {
-			sums = append(sums, summary{msg: e.msg, keyVal: e.keyVal, level: e.level, suppressed: e.suppressed, since: e.start})
-		}
-		e.dead = true
-		delete(st.keys, k)
+		st.queue[st.head] = nil
+		st.head++
 	}
+	st.queue, st.head, st.next = st.queue[:0], 0, time.Time{}
 	return sums
+}
+
+// compactLocked moves the live part of the queue to the front once the
+// popped part is the larger, so the queue's memory stays proportional to the
+// live keys.
+func (st *state) compactLocked() {
+	if st.head < 64 || st.head < len(st.queue)/2 {
+		return
+	}
+	n := copy(st.queue, st.queue[st.head:])
+	clear(st.queue[n:])
+	st.queue, st.head = st.queue[:n], 0
 }
 
 func (h *Handler) writeSummaries(ctx context.Context, sums []summary) {
