@@ -41,7 +41,7 @@ func (o authOption) applyAuth(c *authConfig) { o(c) }
 func WithHeader(name, scheme string) AuthOption {
 	return authOption(func(c *authConfig) {
 		if name == "" {
-			invalid("empty token header name")
+			invalid("WithHeader(%q, %q): empty header name", name, scheme)
 			return
 		}
 		c.header, c.scheme = textproto.CanonicalMIMEHeaderKey(name), scheme
@@ -53,7 +53,7 @@ func WithHeader(name, scheme string) AuthOption {
 func WithCookie(name string) AuthOption {
 	return authOption(func(c *authConfig) {
 		if name == "" {
-			invalid("empty token cookie name")
+			invalid(`WithCookie(""): empty cookie name`)
 			return
 		}
 		c.cookie = name
@@ -66,7 +66,7 @@ func WithCookie(name string) AuthOption {
 func WithMaxTokenSize(n int) AuthOption {
 	return authOption(func(c *authConfig) {
 		if n <= 0 {
-			invalid("max token size %d <= 0", n)
+			invalid("WithMaxTokenSize(%d): size must be > 0", n)
 			return
 		}
 		c.maxSize = n
@@ -173,7 +173,8 @@ type auth[P any] struct {
 // panics at Error with the stack, other reasons at Warn).
 //
 // verify receives the request context. A decoder from the compat package
-// plugs in directly: edge.Auth(dec.Verify).
+// plugs in directly: edge.Auth(dec.Verify). Auth panics at construction if
+// verify is nil or an option is invalid (see ErrInvalidConfig).
 func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts ...AuthOption) Middleware {
 	a := &auth[P]{verify: verify}
 	a.cfg.header, a.cfg.scheme = "Authorization", "Bearer"
@@ -184,8 +185,7 @@ func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts
 		}
 	}
 	if a.verify == nil {
-		invalid("nil verify")
-		a.verify = func(context.Context, string) (P, error) { var zero P; return zero, ErrInvalid }
+		invalid("Auth(nil): nil verify")
 	}
 	a.budget = a.cfg.budgetFor()
 	for r := range numReasons {

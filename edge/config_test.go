@@ -4,57 +4,76 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"sync"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
-	"go.opentelemetry.io/otel"
+	"golang.org/x/time/rate"
 )
 
-type errorSink struct {
-	mu   sync.Mutex
-	errs []error
+// TestInvalidOptionsPanic: every invalid option makes its constructor panic,
+// at construction, with an error wrapping ErrInvalidConfig that names the
+// option and its value. A later invalid option does not quietly undo an
+// earlier valid one.
+func TestInvalidOptionsPanic(t *testing.T) {
+	quiet := edge.WithLogger(slog.New(discard{}))
+	tests := []struct {
+		name  string
+		build func()
+		want  string // in the panic message
+	}{
+		{"nil verify", func() { edge.Auth[user](nil, quiet) }, "Auth(nil)"},
+		{"empty header", func() { edge.Auth(verifyUser, edge.WithHeader("", "x"), quiet) }, `WithHeader("", "x")`},
+		{"empty cookie", func() { edge.Auth(verifyUser, edge.WithCookie(""), quiet) }, `WithCookie("")`},
+		{"zero token size", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(0), quiet) }, "WithMaxTokenSize(0)"},
+		{"negative token size", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(-1), quiet) }, "WithMaxTokenSize(-1)"},
+		{"nil logger (Auth)", func() { edge.Auth(verifyUser, edge.WithLogger(nil)) }, "WithLogger(nil)"},
+		{"nil logger (Recover)", func() { edge.Recover(edge.WithLogger(nil)) }, "WithLogger(nil)"},
+		{"nil logger (Shed)", func() { edge.Shed(edge.WithLogger(nil)) }, "WithLogger(nil)"},
+		{"nil log budget", func() { edge.Recover(edge.WithLogBudget(nil)) }, "WithLogBudget(nil)"},
+		{"nil clock (Shed)", func() { edge.Shed(edge.WithClock(nil), quiet) }, "WithClock(nil)"},
+		{"nil clock (NewLogBudget)", func() { edge.NewLogBudget(discard{}, edge.WithClock(nil)) }, "WithClock(nil)"},
+		{"zero in flight", func() { edge.Shed(edge.WithMaxInFlight(0), quiet) }, "WithMaxInFlight(0)"},
+		{"negative in flight", func() { edge.Shed(edge.WithMaxInFlight(-1), quiet) }, "WithMaxInFlight(-1)"},
+		{"zero queue depth", func() { edge.Shed(edge.WithQueue(0, time.Second), quiet) }, "WithQueue(0, 1s)"},
+		{"zero queue wait", func() { edge.Shed(edge.WithQueue(1, 0), quiet) }, "WithQueue(1, 0s)"},
+		{"zero rate", func() { edge.Shed(edge.WithRate(0, 1), quiet) }, "WithRate(0, 1)"},
+		{"negative rate", func() { edge.Shed(edge.WithRate(-1, 1), quiet) }, "WithRate(-1, 1)"},
+		{"NaN rate", func() { edge.Shed(edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
+		{"-Inf rate", func() { edge.Shed(edge.WithRate(rate.Limit(math.Inf(-1)), 1), quiet) }, "WithRate(-Inf, 1)"},
+		{"zero burst", func() { edge.Shed(edge.WithRate(1, 0), quiet) }, "WithRate(1, 0)"},
+		{"zero burst with rate.Inf", func() { edge.Shed(edge.WithRate(rate.Inf, 0), quiet) }, ", 0)"},
+		{"NaN after a valid rate", func() { edge.Shed(edge.WithRate(1, 1), edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
+		{"zero retry after", func() { edge.Shed(edge.WithRetryAfter(0), quiet) }, "WithRetryAfter(0s)"},
+		{"negative retry after", func() { edge.Shed(edge.WithRetryAfter(-time.Second), quiet) }, "WithRetryAfter(-1s)"},
+		{"zero log limit", func() { edge.NewLogBudget(discard{}, edge.WithLogLimit(0)) }, "log limit 0"},
+		{"negative log interval", func() { edge.NewLogBudget(discard{}, edge.WithLogInterval(-time.Second)) }, "log interval -1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				v := recover()
+				err, ok := v.(error)
+				if !ok || !errors.Is(err, edge.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("panic %#v; want an error wrapping ErrInvalidConfig that contains %q", v, tt.want)
+				}
+			}()
+			tt.build()
+		})
+	}
 }
 
-func (s *errorSink) Handle(err error) { s.mu.Lock(); s.errs = append(s.errs, err); s.mu.Unlock() }
-
-// TestInvalidOptions: constructors never fail or panic; each invalid value
-// is reported to otel.Handle as ErrInvalidConfig and the default is kept.
-func TestInvalidOptions(t *testing.T) {
-	sink := &errorSink{}
-	otel.SetErrorHandler(sink)
-	defer otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
-
-	quiet := edge.WithLogger(slog.New(discard{}))
-	auth := edge.Auth[user](nil, edge.WithHeader("", "x"), edge.WithCookie(""), edge.WithMaxTokenSize(0), edge.WithLogger(nil), edge.WithLogBudget(nil), edge.WithClock(nil), quiet)
-	shed := edge.Shed(edge.WithMaxInFlight(-1), edge.WithQueue(0, time.Second), edge.WithRate(0, 1), edge.WithRetryAfter(0), quiet)
-	b := edge.NewLogBudget(discard{}, edge.WithLogLimit(0), edge.WithLogInterval(-time.Second))
-	if len(sink.errs) != 13 {
-		t.Errorf("%d errors reported, want 13: %v", len(sink.errs), sink.errs)
-	}
-	for _, err := range sink.errs {
-		if !errors.Is(err, edge.ErrInvalidConfig) {
-			t.Errorf("%v does not wrap ErrInvalidConfig", err)
+// TestRateInf: rate.Inf (or +Inf) is a valid rate that means no rate limit,
+// as in x/time/rate, and replaces an earlier WithRate.
+func TestRateInf(t *testing.T) {
+	for _, limit := range []rate.Limit{rate.Inf, rate.Limit(math.Inf(1))} {
+		h := edge.Shed(edge.WithRate(1, 1), edge.WithRate(limit, 1), edge.WithLogger(slog.New(discard{})))(sleeper(0))
+		if c := codes(burst(h, 50, "/")); c[200] != 50 {
+			t.Errorf("WithRate(%v, 1): codes %v, want 50×200", float64(limit), c)
 		}
 	}
-	// Defaults kept: Authorization Bearer, 8 KiB; a nil verify rejects.
-	var res edge.AuthResult
-	h := auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { res, _ = edge.AuthResultFrom(r.Context()) }))
-	req := httptest.NewRequest("GET", "/", nil)
-	req.Header.Set("Authorization", "Bearer v2.alice")
-	h.ServeHTTP(httptest.NewRecorder(), req)
-	if res.Reason != edge.ReasonInvalid {
-		t.Errorf("nil verify: reason %v, want invalid", res.Reason)
-	}
-	rec := httptest.NewRecorder()
-	shed(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if rec.Code != 200 {
-		t.Errorf("shed with no valid limits: %d, want 200", rec.Code)
-	}
-	_ = b.Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelInfo, "x", 0))
 }
 
 // TestLogBudgetDerivedHandlersShareBudget: WithAttrs and WithGroup return

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -28,13 +27,18 @@ func Chain(mws ...Middleware) Middleware {
 	}
 }
 
-// ErrInvalidConfig is wrapped by the errors that report an invalid option
-// value. Constructors in edge never fail and never panic: an invalid value is
-// ignored (the default is kept) and the error goes to otel.Handle.
+// ErrInvalidConfig is wrapped by the value a constructor panics with when
+// given an invalid option. Auth, Recover, Shed and NewLogBudget have no error
+// to return, so, like http.ServeMux.Handle, they panic at construction with
+// an error naming the option and its value, for example
+// "edge: invalid config: WithRate(NaN, 1): rate must be > 0". An invalid value
+// never reaches a request.
 var ErrInvalidConfig = errors.New("edge: invalid config")
 
+// invalid panics with an error wrapping ErrInvalidConfig. Options call it
+// while they are applied, that is, inside the constructor.
 func invalid(format string, args ...any) {
-	otel.Handle(fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	panic(fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 }
 
 // common holds the settings shared by Auth, Recover, Shed and NewLogBudget.
@@ -86,7 +90,7 @@ func (o sharedOption) applyBudget(c *budgetConfig)   { o(&c.common) }
 func WithLogger(l *slog.Logger) Option {
 	return sharedOption(func(c *common) {
 		if l == nil {
-			invalid("nil logger")
+			invalid("WithLogger(nil)")
 			return
 		}
 		c.logger = l
@@ -99,7 +103,7 @@ func WithLogger(l *slog.Logger) Option {
 func WithLogBudget(b *LogBudget) Option {
 	return sharedOption(func(c *common) {
 		if b == nil {
-			invalid("nil log budget")
+			invalid("WithLogBudget(nil)")
 			return
 		}
 		c.budget = b
@@ -119,7 +123,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 func WithClock(now func() time.Time) Option {
 	return sharedOption(func(c *common) {
 		if now == nil {
-			invalid("nil clock")
+			invalid("WithClock(nil)")
 			return
 		}
 		c.now = now

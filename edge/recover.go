@@ -32,6 +32,7 @@ type recoverConfig struct {
 // untouched and not counted.
 //
 // Recover works standalone or in a Chain, where it belongs first (outermost).
+// It panics at construction if an option is invalid (see ErrInvalidConfig).
 func Recover(opts ...RecoverOption) Middleware {
 	var c recoverConfig
 	for _, o := range opts {

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -35,11 +36,12 @@ type shedOption func(*shedConfig)
 func (o shedOption) applyShed(c *shedConfig) { o(c) }
 
 // WithMaxInFlight caps the requests Shed lets run at once. A request over
-// the cap waits in the queue (WithQueue) or gets a 503. Default no cap.
+// the cap waits in the queue (WithQueue) or gets a 503. n must be > 0.
+// Default no cap.
 func WithMaxInFlight(n int) ShedOption {
 	return shedOption(func(c *shedConfig) {
 		if n <= 0 {
-			invalid("max in flight %d <= 0", n)
+			invalid("WithMaxInFlight(%d): n must be > 0", n)
 			return
 		}
 		c.maxInFlight = n
@@ -47,11 +49,11 @@ func WithMaxInFlight(n int) ShedOption {
 }
 
 // WithQueue lets up to depth requests over the in-flight cap wait up to wait
-// for a slot, after which they get a 503. Default no queue.
+// for a slot, after which they get a 503. Both must be > 0. Default no queue.
 func WithQueue(depth int, wait time.Duration) ShedOption {
 	return shedOption(func(c *shedConfig) {
 		if depth <= 0 || wait <= 0 {
-			invalid("queue depth %d, wait %v: both must be > 0", depth, wait)
+			invalid("WithQueue(%d, %v): depth and wait must be > 0", depth, wait)
 			return
 		}
 		c.queueDepth, c.queueWait = depth, wait
@@ -61,12 +63,16 @@ func WithQueue(depth int, wait time.Duration) ShedOption {
 // WithRate enforces a token-bucket rate of limit requests per second with the
 // given burst (golang.org/x/time/rate). A request over the rate gets a 429
 // whose Retry-After is the limiter's delay for one token, rounded up to whole
-// seconds. Default no rate limit.
+// seconds. limit must be > 0 and burst > 0; rate.Inf (or +Inf) means no rate
+// limit, as in x/time/rate, and NaN is invalid. Default no rate limit.
 func WithRate(limit rate.Limit, burst int) ShedOption {
 	return shedOption(func(c *shedConfig) {
-		if limit <= 0 || burst <= 0 {
-			invalid("rate %v, burst %d: both must be > 0", limit, burst)
+		if !(limit > 0) || burst <= 0 { // !(> 0) also catches NaN
+			invalid("WithRate(%v, %d): rate and burst must be > 0", float64(limit), burst)
 			return
+		}
+		if math.IsInf(float64(limit), 1) {
+			limit = rate.Inf
 		}
 		c.limit, c.burst = limit, burst
 	})
@@ -79,11 +85,11 @@ func WithBypass(fn func(*http.Request) bool) ShedOption {
 }
 
 // WithRetryAfter sets the Retry-After of a 503, rounded up to whole seconds
-// (at least 1). Default 1 second.
+// (at least 1). d must be > 0. Default 1 second.
 func WithRetryAfter(d time.Duration) ShedOption {
 	return shedOption(func(c *shedConfig) {
 		if d <= 0 {
-			invalid("retry after %v <= 0", d)
+			invalid("WithRetryAfter(%v): d must be > 0", d)
 			return
 		}
 		c.retryAfter = d
@@ -136,7 +142,8 @@ type shedder struct {
 //
 // Without any of these options Shed passes every request through. Refusals
 // are counted in blastradius.edge.shed by reason and logged through a log
-// budget at Warn.
+// budget at Warn. Shed panics at construction if an option is invalid (see
+// ErrInvalidConfig).
 func Shed(opts ...ShedOption) Middleware {
 	s := &shedder{}
 	s.cfg.retryAfter = time.Second
@@ -149,7 +156,7 @@ func Shed(opts ...ShedOption) Middleware {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.cfg.limit > 0 {
+	if s.cfg.limit > 0 && s.cfg.limit != rate.Inf {
 		s.lim = rate.NewLimiter(s.cfg.limit, s.cfg.burst)
 	}
 	if s.cfg.maxInFlight > 0 {
