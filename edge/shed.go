@@ -191,6 +191,20 @@ func (s *shedder) retryAfter(d time.Duration) []string {
 	return []string{strconv.FormatInt(secs, 10)}
 }
 
+// tokenWait returns how long from now the limiter takes to hold one whole
+// token, without reserving it.
+func (s *shedder) tokenWait(now time.Time) time.Duration {
+	need := 1 - s.lim.TokensAt(now)
+	if need <= 0 {
+		return 0 // a token came back since AllowN (the clock moved on)
+	}
+	secs := need / float64(s.cfg.limit)
+	if secs >= float64(math.MaxInt64/time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(secs * float64(time.Second))
+}
+
 func (s *shedder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.bypass != nil && s.cfg.bypass(r) {
@@ -198,21 +212,14 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 			return
 		}
 		if s.lim != nil {
+			// AllowN takes a token or nothing: a refused request leaves the
+			// bucket as it was. (Reserving to learn the delay and cancelling
+			// does not: concurrent cancellations restore less than they
+			// reserved, and a refusal storm left the bucket in debt.)
 			now := s.now()
 			if !s.lim.AllowN(now, 1) {
-				// Reserve to learn the delay, then give the token back. (If a
-				// token appeared in between, the reservation is immediate and
-				// the request proceeds on it.)
-				res := s.lim.ReserveN(now, 1)
-				if d := res.DelayFrom(now); !res.OK() || d > 0 {
-					if res.OK() {
-						res.CancelAt(now)
-					} else {
-						d = s.cfg.retryAfter
-					}
-					s.refuse(w, r, shedRate, http.StatusTooManyRequests, s.retryAfter(d))
-					return
-				}
+				s.refuse(w, r, shedRate, http.StatusTooManyRequests, s.retryAfter(s.tokenWait(now)))
+				return
 			}
 		}
 		if s.sem != nil {

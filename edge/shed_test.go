@@ -4,7 +4,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -167,4 +169,98 @@ func TestShedQueueClientGone(t *testing.T) {
 			t.Fatalf("code %d, want 503 once the client left", rec.Code)
 		}
 	})
+}
+
+// fakeClock is a clock for WithClock that moves only when told to.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) now() time.Time          { return time.Unix(1_700_000_000, c.ns.Load()) }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// hammer sends goroutines×n requests to h at once and returns the count of
+// each status code and of each Retry-After value.
+func hammer(h http.Handler, goroutines, n int) (codes, retryAfter map[string]int) {
+	var mu sync.Mutex
+	codes, retryAfter = map[string]int{}, map[string]int{}
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range n {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+				mu.Lock()
+				codes[strconv.Itoa(rec.Code)]++
+				if v := rec.Header().Get("Retry-After"); v != "" {
+					retryAfter[v]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return codes, retryAfter
+}
+
+// TestShedRateNoDebt: a refused request takes no token. A storm of 16,000
+// refused requests with the clock frozen leaves the bucket as it was, so one
+// second later exactly rate×1 s requests are admitted, and every Retry-After
+// is the real wait for one token (0.1 s, rounded up to 1).
+func TestShedRateNoDebt(t *testing.T) {
+	clk := &fakeClock{}
+	m := newMetrics(t)
+	h := edge.Shed(edge.WithRate(10, 10), edge.WithClock(clk.now), edge.WithMeterProvider(m),
+		edge.WithLogger(slog.New(discard{})))(sleeper(0))
+	codes, retry := hammer(h, 16, 1000)
+	if codes["200"] != 10 || codes["429"] != 15990 {
+		t.Fatalf("storm: codes %v, want 10×200 and 15990×429", codes)
+	}
+	if retry["1"] != 15990 {
+		t.Errorf("storm: Retry-After %v, want 15990×1", retry)
+	}
+	clk.advance(time.Second)
+	codes, retry = hammer(h, 1, 20)
+	if codes["200"] != 10 || codes["429"] != 10 {
+		t.Errorf("1 s after the storm: codes %v, want 10×200 and 10×429", codes)
+	}
+	if retry["1"] != 10 {
+		t.Errorf("1 s after the storm: Retry-After %v, want 10×1", retry)
+	}
+	if n := m.sum(t, "blastradius.edge.shed", "reason", "rate"); n != 16000 {
+		t.Errorf("shed{rate} = %d, want 16000", n)
+	}
+}
+
+// TestShedRateMatchesLimiter: under concurrent load, Shed admits what a bare
+// rate.Limiter admits on the same clock. The clock moves in uneven steps over
+// one second; within each step 8 goroutines send 10 requests each.
+func TestShedRateMatchesLimiter(t *testing.T) {
+	clk := &fakeClock{}
+	h := edge.Shed(edge.WithRate(50, 5), edge.WithClock(clk.now), edge.WithLogger(slog.New(discard{})))(sleeper(0))
+	bare := rate.NewLimiter(50, 5)
+	var shed, want int
+	steps := []time.Duration{3 * time.Millisecond, 7 * time.Millisecond, 13 * time.Millisecond, 17 * time.Millisecond}
+	for elapsed, i := time.Duration(0), 0; elapsed < time.Second; i++ {
+		codes, _ := hammer(h, 8, 10)
+		shed += codes["200"]
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 10 {
+					if bare.AllowN(clk.now(), 1) {
+						n.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		want += int(n.Load())
+		d := steps[i%len(steps)]
+		clk.advance(d)
+		elapsed += d
+	}
+	if shed < want-1 || shed > want+1 {
+		t.Errorf("Shed admitted %d, a bare rate.Limiter %d: want within ±1", shed, want)
+	}
+	t.Logf("Shed admitted %d, a bare rate.Limiter %d", shed, want)
 }
