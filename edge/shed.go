@@ -63,7 +63,7 @@ func WithQueue(depth int, wait time.Duration) ShedOption {
 // WithRate enforces a token-bucket rate of limit requests per second with the
 // given burst (golang.org/x/time/rate). A request over the rate gets a 429
 // whose Retry-After is the limiter's delay for one token, rounded up to whole
-// seconds. limit must be > 0 and burst > 0; rate.Inf (or +Inf) means no rate
+// seconds and capped at MaxRetryAfter. limit must be > 0 and burst > 0; rate.Inf (or +Inf) means no rate
 // limit, as in x/time/rate, and NaN is invalid. Default no rate limit.
 func WithRate(limit rate.Limit, burst int) ShedOption {
 	return shedOption(func(c *shedConfig) {
@@ -85,7 +85,7 @@ func WithBypass(fn func(*http.Request) bool) ShedOption {
 }
 
 // WithRetryAfter sets the Retry-After of a 503, rounded up to whole seconds
-// (at least 1). d must be > 0. Default 1 second.
+// (at least 1) and capped at MaxRetryAfter. d must be > 0. Default 1 second.
 func WithRetryAfter(d time.Duration) ShedOption {
 	return shedOption(func(c *shedConfig) {
 		if d <= 0 {
@@ -178,9 +178,14 @@ func Shed(opts ...ShedOption) Middleware {
 	return s.wrap
 }
 
+// MaxRetryAfter caps every Retry-After that edge sends: a longer wait (a
+// very slow rate, a long WithRetryAfter) is sent as one day, 86400 seconds.
+const MaxRetryAfter = 24 * time.Hour
+
 // retryAfter returns the Retry-After value for d: whole seconds rounded up,
-// at least 1.
+// at least 1, at most MaxRetryAfter.
 func (s *shedder) retryAfter(d time.Duration) []string {
+	d = min(d, MaxRetryAfter) // before rounding up, which could overflow
 	secs := int64((d + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -199,8 +204,8 @@ func (s *shedder) tokenWait(now time.Time) time.Duration {
 		return 0 // a token came back since AllowN (the clock moved on)
 	}
 	secs := need / float64(s.cfg.limit)
-	if secs >= float64(math.MaxInt64/time.Second) {
-		return math.MaxInt64
+	if secs >= MaxRetryAfter.Seconds() { // also +Inf, and beyond time.Duration
+		return MaxRetryAfter
 	}
 	return time.Duration(secs * float64(time.Second))
 }

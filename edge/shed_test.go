@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -54,6 +55,8 @@ func TestShedConcurrency(t *testing.T) {
 		{"queue waits long enough", []edge.ShedOption{edge.WithMaxInFlight(2), edge.WithQueue(2, 2*time.Second)}, 10, 4, 6, 0, 2 * time.Second, "1"},
 		{"deep queue", []edge.ShedOption{edge.WithMaxInFlight(3), edge.WithQueue(100, 2500*time.Millisecond)}, 10, 9, 0, 1, 3 * time.Second, "1"},
 		{"retry after rounds up", []edge.ShedOption{edge.WithMaxInFlight(1), edge.WithRetryAfter(1500 * time.Millisecond)}, 3, 1, 2, 0, time.Second, "2"},
+		{"retry after capped", []edge.ShedOption{edge.WithMaxInFlight(1), edge.WithRetryAfter(25 * time.Hour)}, 2, 1, 1, 0, time.Second, "86400"},
+		{"retry after max duration", []edge.ShedOption{edge.WithMaxInFlight(1), edge.WithRetryAfter(math.MaxInt64)}, 2, 1, 1, 0, time.Second, "86400"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,4 +266,30 @@ func TestShedRateMatchesLimiter(t *testing.T) {
 		t.Errorf("Shed admitted %d, a bare rate.Limiter %d: want within ±1", shed, want)
 	}
 	t.Logf("Shed admitted %d, a bare rate.Limiter %d", shed, want)
+}
+
+// TestShedRateRetryAfterCapped: the 429's Retry-After is the wait for one
+// token in whole seconds, rounded up, capped at MaxRetryAfter (one day) and
+// never wrapped, however slow the rate.
+func TestShedRateRetryAfterCapped(t *testing.T) {
+	tests := []struct {
+		limit rate.Limit
+		want  string
+	}{
+		{1, "1"},
+		{rate.Every(time.Hour), "3600"},
+		{rate.Every(time.Hour + time.Millisecond), "3601"},
+		{rate.Every(edge.MaxRetryAfter), "86400"},
+		{rate.Every(100 * time.Hour), "86400"},
+		{1e-10, "86400"}, // 1e10 s: beyond time.Duration
+		{rate.Limit(math.SmallestNonzeroFloat64), "86400"},
+	}
+	for _, tt := range tests {
+		clk := &fakeClock{}
+		h := edge.Shed(edge.WithRate(tt.limit, 1), edge.WithClock(clk.now), edge.WithLogger(slog.New(discard{})))(sleeper(0))
+		codes, retry := hammer(h, 1, 2)
+		if codes["200"] != 1 || codes["429"] != 1 || retry[tt.want] != 1 {
+			t.Errorf("WithRate(%v, 1): codes %v, Retry-After %v; want one 200, one 429 with Retry-After %s", float64(tt.limit), codes, retry, tt.want)
+		}
+	}
 }
