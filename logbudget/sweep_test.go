@@ -9,6 +9,14 @@ import (
 	"time"
 )
 
+func mustNew(next slog.Handler, opts ...Option) *Handler {
+	h, err := New(next, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
 type discard struct{}
 
 func (discard) Enabled(context.Context, slog.Level) bool  { return true }
@@ -33,7 +41,7 @@ func floodKeys(now *time.Time, h *Handler, n int) {
 func TestSweepCostIndependentOfLiveKeys(t *testing.T) {
 	const keys = 1000
 	now := time.Unix(0, 0)
-	h := New(discard{}, Options{Limit: 1, Interval: time.Minute, KeyAttr: "reason", MaxKeys: 4096, Now: func() time.Time { return now }})
+	h := mustNew(discard{}, WithLimit(1), WithKeyAttr("reason"), WithMaxKeys(4096), WithClock(func() time.Time { return now }))
 	floodKeys(&now, h, keys)
 	// Move to where the first key's interval has ended, then log one record
 	// per millisecond: each ends about one key's interval.
@@ -57,7 +65,7 @@ func TestSweepCostIndependentOfLiveKeys(t *testing.T) {
 func TestSweepAfterFlushAndCompaction(t *testing.T) {
 	now := time.Unix(0, 0)
 	var sums int
-	h := New(countSummaries{&sums}, Options{Limit: 1, Interval: time.Minute, KeyAttr: "reason", MaxKeys: 4096, Now: func() time.Time { return now }})
+	h := mustNew(countSummaries{&sums}, WithLimit(1), WithKeyAttr("reason"), WithMaxKeys(4096), WithClock(func() time.Time { return now }))
 	l := slog.New(h)
 	for i := range 300 {
 		now = now.Add(time.Millisecond)
@@ -102,7 +110,7 @@ func BenchmarkRecordLiveKeys(b *testing.B) {
 	for _, keys := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
 			now := time.Unix(0, 0)
-			h := New(discard{}, Options{Limit: 1, Interval: time.Minute, KeyAttr: "reason", MaxKeys: 1 << 20, Now: func() time.Time { return now }})
+			h := mustNew(discard{}, WithLimit(1), WithKeyAttr("reason"), WithMaxKeys(1<<20), WithClock(func() time.Time { return now }))
 			l := slog.New(h)
 			// Keys created 60 ms apart: one ends about every 60 ms of clock.
 			step := time.Minute / time.Duration(keys)
@@ -131,8 +139,8 @@ func BenchmarkRecordLiveKeysParallel(b *testing.B) {
 	const keys = 1000
 	var clock atomic.Int64
 	step := int64(time.Minute) / keys
-	h := New(discard{}, Options{Limit: 1, Interval: time.Minute, KeyAttr: "reason", MaxKeys: 1 << 20,
-		Now: func() time.Time { return time.Unix(0, clock.Add(step)) }})
+	h := mustNew(discard{}, WithLimit(1), WithKeyAttr("reason"), WithMaxKeys(1<<20),
+		WithClock(func() time.Time { return time.Unix(0, clock.Add(step)) }))
 	reasons := make([]string, keys)
 	for i := range reasons {
 		reasons[i] = fmt.Sprintf("k%d", i)
