@@ -17,6 +17,11 @@
 //   - rollout gates new code paths by sticky percentage, with a kill switch,
 //     shadow comparison and a guard that rolls back on its own (incidents
 //     I2, I4 and I5).
+//   - fleet carries the same gates, kills and config to every instance of a
+//     service through a store the service already runs (Redis, in the
+//     nested module fleet/redisfleet), and shows which instance runs what
+//     (incident I5).
+//   - logbudget keeps logs within a budget; every package logs through it.
 //
 // They compose at the edges of a service: edge.Chain(edge.Recover(),
 // edge.Shed(...), edge.Auth(decoder.Verify)) on the way in, with a compat
@@ -24,4 +29,34 @@
 // rollout.Run or rollout.Shadow around every new code path in between.
 // Every package reports through the OpenTelemetry API and logs through
 // log/slog.
+//
+// # Configuration: one rule everywhere
+//
+// Every constructor takes its required arguments positionally and
+// everything optional as With… options of a type of its own, so an option
+// that means nothing to a constructor does not compile there. Options that
+// only mean something together are nested (breaker.WithRetries takes the
+// retry settings; rollout.WithGuard takes the guard settings).
+//
+// An invalid setting is found at construction, never at request time and
+// never silently:
+//
+//   - a constructor with an error result (breaker.New, breaker.NewTransport,
+//     compat.New, rollout.New, logbudget.New, …) returns an error wrapping
+//     its package's ErrInvalidConfig that names the option and the value;
+//   - a constructor whose signature has no error (an edge Middleware, an
+//     http.Handler such as rollout.Handler) panics at construction with
+//     such an error, as http.ServeMux.Handle and time.NewTicker do.
+//
+// NaN and ±Inf are invalid wherever a number has no such meaning. Nil means
+// the default for every provider, logger and clock option:
+// WithMeterProvider(nil) and WithTracerProvider(nil) use the otel globals,
+// WithLogger(nil) uses slog.Default(), and WithClock(nil) the real clock.
+// A nil option is skipped.
+//
+// Logs: every package's WithLogger takes a *slog.Logger. If its handler is a
+// *logbudget.Handler, the package logs through that budget, so one budget
+// and one suppression counter can cover a whole service; otherwise the
+// package wraps the logger in a budget of its own with logbudget's
+// defaults.
 package blastradius
