@@ -150,8 +150,8 @@ type auth[P any] struct {
 	results  *telemetry.Counts            // atomic, read when the SDK collects
 	index    [numOutcomes][numReasons]int // (outcome, reason) -> results index
 	failed   AuthResult                   // template
-	wwwAuth  []string                     // WWW-Authenticate for invalid tokens
-	wwwEmpty []string                     // WWW-Authenticate for a missing token
+	wwwAuth  string                       // WWW-Authenticate for invalid tokens
+	wwwEmpty string                       // WWW-Authenticate for a missing token
 }
 
 // Auth returns middleware that verifies the request's token with verify.
@@ -215,8 +215,8 @@ func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts
 	if scheme == "" {
 		scheme = "Bearer"
 	}
-	a.wwwAuth = []string{scheme + ` error="invalid_token"`}
-	a.wwwEmpty = []string{scheme}
+	a.wwwAuth = scheme + ` error="invalid_token"`
+	a.wwwEmpty = scheme
 	return a.wrap
 }
 
@@ -261,11 +261,12 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		a.cfg.observer(r, res)
 	}
 	if a.cfg.required {
-		h := w.Header()
+		// Set gives each response a slice of its own: a later middleware
+		// may edit it in place.
 		if reason == ReasonMissing {
-			h["Www-Authenticate"] = a.wwwEmpty
+			w.Header().Set("Www-Authenticate", a.wwwEmpty)
 		} else {
-			h["Www-Authenticate"] = a.wwwAuth
+			w.Header().Set("Www-Authenticate", a.wwwAuth)
 		}
 		w.WriteHeader(http.StatusUnauthorized)
 		return

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"golang.org/x/time/rate"
 )
 
 // nopWriter is a ResponseWriter that discards everything.
@@ -168,4 +169,32 @@ func TestAuthValidAllocs(t *testing.T) {
 		t.Fatalf("allocs: bare %v, Auth valid %v, WithValue+WithContext %v; want 0, 2, >= 2", base, got, ref)
 	}
 	t.Logf("allocs/op: bare %v, Auth valid %v, context.WithValue+r.WithContext %v", base, got, ref)
+}
+
+// TestRefusalAllocs pins the cost of a refusal: one allocation, the header
+// value slice that each response owns (Retry-After for Shed, WWW-Authenticate
+// for a required Auth), so that no later middleware can edit another
+// response's header through a shared slice.
+func TestRefusalAllocs(t *testing.T) {
+	quiet := edge.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	frozen := func() time.Time { return time.Unix(1_700_000_000, 0) }
+	tests := []struct {
+		name string
+		h    http.Handler
+		auth string
+	}{
+		{"Auth required, bad token", edge.Auth(floodVerify, edge.WithRequired(), quiet)(noop), "Bearer v1:user42"},
+		{"Auth required, no token", edge.Auth(floodVerify, edge.WithRequired(), quiet)(noop), ""},
+		{"Shed rate", edge.Shed(edge.WithRate(rate.Every(30*time.Second), 1), edge.WithClock(frozen), quiet)(noop), ""},
+	}
+	for _, tt := range tests {
+		r := benchRequest(tt.auth)
+		if tt.auth == "" {
+			r.Header.Del("Authorization")
+		}
+		w := &nopWriter{h: http.Header{}}
+		if got := testing.AllocsPerRun(1000, func() { tt.h.ServeHTTP(w, r) }); got != 1 {
+			t.Errorf("%s: %v allocs, want 1", tt.name, got)
+		}
+	}
 }

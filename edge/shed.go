@@ -126,8 +126,8 @@ type shedder struct {
 	logKeys  [numShedReasons]*reasonKey // "edge: request shed" per reason
 	shed     metric.Int64Counter
 	addOpts  [numShedReasons][]metric.AddOption
-	retry503 []string
-	retry    [61][]string // Retry-After values 0..60 s, precomputed
+	retry503 string
+	retry    [61]string // Retry-After values 0..60 s, precomputed
 }
 
 // Shed returns middleware that sheds load instead of queueing it without
@@ -172,7 +172,7 @@ func Shed(opts ...ShedOption) Middleware {
 		s.addOpts[r] = telemetry.AddOpts(attribute.String("reason", r.String()))
 	}
 	for i := range s.retry {
-		s.retry[i] = []string{strconv.Itoa(i)}
+		s.retry[i] = strconv.Itoa(i)
 	}
 	s.retry503 = s.retryAfter(s.cfg.retryAfter)
 	return s.wrap
@@ -184,7 +184,7 @@ const MaxRetryAfter = 24 * time.Hour
 
 // retryAfter returns the Retry-After value for d: whole seconds rounded up,
 // at least 1, at most MaxRetryAfter.
-func (s *shedder) retryAfter(d time.Duration) []string {
+func (s *shedder) retryAfter(d time.Duration) string {
 	d = min(d, MaxRetryAfter) // before rounding up, which could overflow
 	secs := int64((d + time.Second - 1) / time.Second)
 	if secs < 1 {
@@ -193,7 +193,7 @@ func (s *shedder) retryAfter(d time.Duration) []string {
 	if secs < int64(len(s.retry)) {
 		return s.retry[secs]
 	}
-	return []string{strconv.FormatInt(secs, 10)}
+	return strconv.FormatInt(secs, 10)
 }
 
 // tokenWait returns how long from now the limiter takes to hold one whole
@@ -263,12 +263,12 @@ func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
 	return shedQueueTimeout, false
 }
 
-func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReason, code int, retry []string) {
+func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReason, code int, retry string) {
 	ctx := r.Context()
 	s.shed.Add(ctx, 1, s.addOpts[reason]...)
 	s.budget.logReason(ctx, slog.LevelWarn, s.logKeys[reason], func(rec *slog.Record) {
 		rec.AddAttrs(slog.String("path", r.URL.Path))
 	})
-	w.Header()["Retry-After"] = retry
+	w.Header().Set("Retry-After", retry) // a slice of its own: a later middleware may edit it in place
 	w.WriteHeader(code)
 }
