@@ -72,12 +72,16 @@ func (o Outcome) String() string {
 // so a classifier can tell the caller giving up from the dependency failing.
 type Classifier func(ctx context.Context, err error) Outcome
 
-// DefaultClassifier is the classification used without WithClassifier:
-// context.Canceled and context.DeadlineExceeded are Excluded when the
-// caller's own ctx is done with that error, and every other error is a
-// Failure.
+// DefaultClassifier is the classification used without WithClassifier.
+// An error is Excluded only when the caller went away: ctx, the caller's
+// context, was canceled (ctx.Err() is context.Canceled, with a cause other
+// than context.DeadlineExceeded), whatever the error is. Every other error
+// is a Failure, timeouts included: an error returned once ctx's deadline
+// has passed, a context.DeadlineExceeded, a net.Error whose Timeout is
+// true. A dependency too slow for its callers' deadlines is failing them,
+// so it opens the breaker.
 func DefaultClassifier(ctx context.Context, err error) Outcome {
-	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+	if errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 		return Excluded
 	}
 	return Failure

@@ -174,7 +174,7 @@ func TestClassification(t *testing.T) {
 		{"plain error is failure", context.Background(), errBoom, nil, "failure"},
 		{"caller cancelled is excluded", cancelled, context.Canceled, nil, "excluded"},
 		{"wrapped caller cancel is excluded", cancelled, fmt.Errorf("get: %w", context.Canceled), nil, "excluded"},
-		{"caller deadline is excluded", expired, context.DeadlineExceeded, nil, "excluded"},
+		{"caller deadline is failure", expired, context.DeadlineExceeded, nil, "failure"},
 		{"dependency's own deadline is failure", context.Background(), context.DeadlineExceeded, nil, "failure"},
 		{"canceled without caller cancel is failure", context.Background(), context.Canceled, nil, "failure"},
 		{"custom success", context.Background(), errSoft, []breaker.Option{custom}, "success"},

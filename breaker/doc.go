@@ -27,9 +27,17 @@
 //
 // # Classification
 //
-// nil is a success. context.Canceled and context.DeadlineExceeded are
-// excluded (neither success nor failure) when they come from the caller's own
-// ctx: the caller gave up, the dependency did not fail. Every other error is a
-// failure. WithClassifier replaces the classification of non-nil errors; a
-// panic in fn is always a failure, and is re-panicked after being counted.
+// nil is a success. An error is excluded (neither success nor failure) only
+// when the caller went away: its ctx was canceled (ctx.Err() is
+// context.Canceled, with a cause other than context.DeadlineExceeded). Every
+// other error is a failure, and timeouts above all: an attempt cut short by
+// the caller's deadline, a context.DeadlineExceeded, a net.Error timeout. A
+// dependency that hangs makes every caller reach its deadline, and those
+// failures open the breaker. The rule is the same on every path: Do and Call
+// with a ctx deadline or cancel; and, through a Transport,
+// http.Client.Timeout (a failure, however the base transport reports it)
+// and the deprecated Request.Cancel (excluded when the caller closes it
+// before the request's deadline). WithClassifier replaces the
+// classification of non-nil errors; a panic in fn is always a failure, and
+// is re-panicked after being counted.
 package breaker

@@ -21,7 +21,11 @@ const drainLimit = 64 << 10
 // use.
 //
 //   - A transport error, a 5xx and a 429 are failures; any other status is a
-//     success.
+//     success. The classifier (DefaultClassifier unless WithClassifier) sees
+//     transport errors with the request's context: a request that times out,
+//     by its context's deadline or by http.Client.Timeout, is a failure; one
+//     the caller cancels, through its context or the deprecated
+//     Request.Cancel before the deadline, is excluded.
 //   - Only idempotent requests are retried: GET, HEAD, OPTIONS, PUT and
 //     DELETE, and any request with an Idempotency-Key (or
 //     X-Idempotency-Key) header. A request with a body is retried only if it
@@ -129,8 +133,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if replayable(req) {
 		retries = b.retries
 	}
+	ctx := req.Context()
 	c := &roundTrip{base: t.base, req: req, now: b.now}
-	err = b.run(req.Context(), c.do, retries)
+	// The base transport gives up when Request.Cancel is closed: by
+	// http.Client on its Timeout (it arms Request.Cancel for a RoundTripper
+	// it does not know, such as this one), or by a caller who cancels. In
+	// the second case ctx is canceled too, so the attempt is classified as
+	// a caller's cancel.
+	//lint:ignore SA1019 the deprecated Request.Cancel is honoured
+	if req.Cancel != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		c.cancel = cancel
+	}
+	err = b.run(ctx, c.do, retries)
 	if err == nil {
 		return c.resp, nil
 	}
@@ -174,10 +191,13 @@ type roundTrip struct {
 	base http.RoundTripper
 	req  *http.Request
 	now  func() time.Time
-	n    int // attempts made
-	sent bool
-	resp *http.Response // the successful response
-	last *statusError   // the latest failed response
+	// cancel cancels the context of the attempts, when the request has a
+	// Request.Cancel; nil otherwise.
+	cancel context.CancelFunc
+	n      int // attempts made
+	sent   bool
+	resp   *http.Response // the successful response
+	last   *statusError   // the latest failed response
 }
 
 func (c *roundTrip) do(ctx context.Context) error {
@@ -195,6 +215,9 @@ func (c *roundTrip) do(ctx context.Context) error {
 	c.sent = true
 	resp, err := c.base.RoundTrip(r)
 	if err != nil {
+		if c.cancel != nil && c.legacyCanceled(ctx) {
+			c.cancel()
+		}
 		return err
 	}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
@@ -206,6 +229,23 @@ func (c *roundTrip) do(ctx context.Context) error {
 	}
 	c.resp = resp
 	return nil
+}
+
+// legacyCanceled reports whether the caller closed Request.Cancel: it is
+// closed while ctx is not done and its deadline, if any, has not passed.
+// When http.Client closes it on its Timeout, that deadline has passed.
+func (c *roundTrip) legacyCanceled(ctx context.Context) bool {
+	select {
+	//lint:ignore SA1019 the deprecated Request.Cancel is honoured
+	case <-c.req.Cancel:
+	default:
+		return false
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Now().Before(deadline)
 }
 
 // statusError is a response that counts as a failure.
