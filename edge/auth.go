@@ -164,13 +164,16 @@ type auth[P any] struct {
 // ErrInvalid or ErrUnsupportedVersion; the compat package's ErrUnrecognized
 // and ErrSunset count as unsupported_version and its ErrTooLarge as
 // oversized; any other error counts as invalid; a panic in verify is
-// recovered and counts as ReasonPanic.
+// recovered and counts as ReasonPanic. A verify that fails after the request
+// context was canceled (the client went away) counts as ReasonCanceled,
+// whatever its error.
 //
 // By default a failed request continues as anonymous and AuthResultFrom says
 // why; with WithRequired it gets a 401. Auth never answers 5xx for anything
 // the client sent. Every request is counted in blastradius.edge.auth.results
-// and every failure is logged through a log budget (missing tokens at Debug,
-// panics at Error with the stack, other reasons at Warn).
+// and every failure is logged through a log budget (missing tokens and
+// canceled requests at Debug, panics at Error with the stack, other reasons
+// at Warn).
 //
 // verify receives the request context. A decoder from the compat package
 // plugs in directly: edge.Auth(dec.Verify). Auth panics at construction if
@@ -248,7 +251,7 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	a.results.Add(a.index[res.Outcome][reason], 1)
 	switch reason {
 	case ReasonPanic: // logged by call, with the stack
-	case ReasonMissing:
+	case ReasonMissing, ReasonCanceled:
 		a.budget.logReason(ctx, slog.LevelDebug, a.logKeys[reason], func(rec *slog.Record) {
 			rec.AddAttrs(slog.String("path", r.URL.Path))
 		})
@@ -296,6 +299,9 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err
 	p, err = a.verify(ctx, tok)
 	if err != nil {
 		reason = classify(err)
+		if ctx.Err() == context.Canceled {
+			reason = ReasonCanceled // the client left: not a verdict on the token
+		}
 	}
 	return p, reason, err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/blastradius/blastradius/edge"
 )
@@ -230,5 +231,78 @@ func TestPrincipalFromOtherType(t *testing.T) {
 	}
 	if _, ok := edge.AuthResultFrom(context.Background()); ok {
 		t.Fatal("AuthResultFrom on a bare context is ok")
+	}
+}
+
+// TestAuthClientGone: a client that goes away while verify runs is counted
+// under its own reason, canceled, and logged at Debug, not as an invalid
+// token at Warn: a wave of disconnects must not look like an attack on
+// tokens. Whatever verify returns once the request context is canceled, the
+// reason is canceled; a deadline is not a disconnect and keeps verify's
+// reason.
+func TestAuthClientGone(t *testing.T) {
+	tests := []struct {
+		name     string
+		verify   func(context.Context, string) (user, error)
+		deadline bool // the context ends by a deadline instead of a cancel
+		reason   string
+		level    slog.Level
+	}{
+		{"verify returns ctx.Err()", func(ctx context.Context, _ string) (user, error) {
+			<-ctx.Done()
+			return user{}, fmt.Errorf("introspection: %w", ctx.Err())
+		}, false, "canceled", slog.LevelDebug},
+		{"verify returns ErrInvalid", func(ctx context.Context, _ string) (user, error) {
+			<-ctx.Done()
+			return user{}, edge.ErrInvalid
+		}, false, "canceled", slog.LevelDebug},
+		{"deadline", func(ctx context.Context, _ string) (user, error) {
+			<-ctx.Done()
+			return user{}, ctx.Err()
+		}, true, "invalid", slog.LevelWarn},
+	}
+	for _, required := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("required=%v/%s", required, tt.name), func(t *testing.T) {
+				m := newMetrics(t)
+				logs := &capture{}
+				opts := []edge.AuthOption{edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs))}
+				result := "anonymous"
+				if required {
+					opts, result = append(opts, edge.WithRequired()), "rejected"
+				}
+				var res edge.AuthResult
+				opts = append(opts, edge.WithObserver(func(_ *http.Request, r edge.AuthResult) { res = r }))
+				h := edge.Auth(tt.verify, opts...)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+				req := httptest.NewRequest("GET", "/x", nil)
+				req.Header.Set("Authorization", "Bearer v2.alice")
+				ctx, cancel := context.WithCancel(req.Context())
+				if tt.deadline {
+					ctx, cancel = context.WithDeadline(req.Context(), time.Now())
+				} else {
+					cancel()
+				}
+				defer cancel()
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req.WithContext(ctx))
+
+				if res.Reason.String() != tt.reason || res.Err == nil {
+					t.Errorf("result %+v, want reason %s with verify's error", res, tt.reason)
+				}
+				if want := map[bool]int{false: 200, true: 401}[required]; rec.Code != want {
+					t.Errorf("code %d, want %d", rec.Code, want)
+				}
+				if n := m.sum(t, "blastradius.edge.auth.results", "result", result, "reason", tt.reason); n != 1 {
+					t.Errorf("auth.results{%s, %s} = %d, want 1", result, tt.reason, n)
+				}
+				if n := m.total(t, "blastradius.edge.auth.results"); n != 1 {
+					t.Errorf("auth.results total = %d, want 1", n)
+				}
+				recs := logs.all()
+				if len(recs) != 1 || recs[0].level != tt.level || recs[0].attrs["reason"] != tt.reason {
+					t.Errorf("log records %+v, want one at %v with reason %s", recs, tt.level, tt.reason)
+				}
+			})
+		}
 	}
 }

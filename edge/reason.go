@@ -49,14 +49,18 @@ const (
 	ReasonUnsupportedVersion               // verify returned ErrUnsupportedVersion
 	ReasonOversized                        // the token exceeds the maximum size; verify never saw it
 	ReasonPanic                            // verify panicked
+	// ReasonCanceled: verify failed after the request's context was
+	// canceled (the client went away), whatever its error. A context that
+	// ends by a deadline is not a disconnect; verify's error classifies it.
+	ReasonCanceled
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"", "missing", "malformed", "expired", "invalid", "unsupported_version", "oversized", "panic"}
+var reasonNames = [numReasons]string{"", "missing", "malformed", "expired", "invalid", "unsupported_version", "oversized", "panic", "canceled"}
 
 // String returns the reason as used in metrics and logs: "missing",
 // "malformed", "expired", "invalid", "unsupported_version", "oversized",
-// "panic", or "" for ReasonNone.
+// "panic", "canceled", or "" for ReasonNone.
 func (r Reason) String() string {
 	if r < numReasons {
 		return reasonNames[r]
