@@ -63,8 +63,9 @@ func WithQueue(depth int, wait time.Duration) ShedOption {
 // WithRate enforces a token-bucket rate of limit requests per second with the
 // given burst (golang.org/x/time/rate). A request over the rate gets a 429
 // whose Retry-After is the limiter's delay for one token, rounded up to whole
-// seconds and capped at MaxRetryAfter. limit must be > 0 and burst > 0; rate.Inf (or +Inf) means no rate
-// limit, as in x/time/rate, and NaN is invalid. Default no rate limit.
+// seconds and capped at MaxRetryAfter. limit and burst must be > 0 (NaN is
+// invalid); rate.Inf or +Inf means no rate limit, as in x/time/rate.
+// Default no rate limit.
 func WithRate(limit rate.Limit, burst int) ShedOption {
 	return shedOption(func(c *shedConfig) {
 		if !(limit > 0) || burst <= 0 { // !(> 0) also catches NaN
@@ -201,7 +202,7 @@ func (s *shedder) retryAfter(d time.Duration) string {
 func (s *shedder) tokenWait(now time.Time) time.Duration {
 	need := 1 - s.lim.TokensAt(now)
 	if need <= 0 {
-		return 0 // a token came back since AllowN (the clock moved on)
+		return 0 // a request later on the clock refilled the bucket since AllowN
 	}
 	secs := need / float64(s.cfg.limit)
 	if secs >= MaxRetryAfter.Seconds() { // also +Inf, and beyond time.Duration
