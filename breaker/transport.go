@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,7 +34,8 @@ const drainLimit = 64 << 10
 //     bytes, strings and bytes.Reader bodies).
 //   - On 429 and 503, Retry-After (seconds or an HTTP date) sets the wait
 //     before the retry, if longer than the backoff, capped by
-//     WithRetryAfterCap. If the wait would end after the request's deadline,
+//     WithRetryAfterCap however large it is; a negative or malformed value
+//     is ignored. If the wait would end after the request's deadline,
 //     the request is not retried.
 //   - The body of every failed attempt that is retried is drained (up to 64
 //     KiB) and closed, so the connection is not leaked. When retries stop,
@@ -273,13 +275,19 @@ func (e *statusError) release() {
 }
 
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP date.
-// It returns 0 for a missing, malformed or past value.
+// It returns 0 for a missing, malformed or past value. A value too large
+// for a time.Duration saturates at the largest one (the caller caps it);
+// it never wraps.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+	secs, err := strconv.ParseUint(v, 10, 64)
+	if err == nil || errors.Is(err, strconv.ErrRange) { // all digits; ErrRange saturates secs
+		if secs > uint64(math.MaxInt64/time.Second) {
+			return math.MaxInt64
+		}
 		return time.Duration(secs) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil && at.After(now) {

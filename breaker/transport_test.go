@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,6 +237,20 @@ func TestTransportRetryAfter(t *testing.T) {
 		{"malformed", 503, func() string { return "soon" }, 10 * time.Second, 100 * time.Millisecond},
 		{"ignored on 500", 500, func() string { return "5" }, 10 * time.Second, 100 * time.Millisecond},
 		{"cap 0 ignores it", 503, func() string { return "5" }, 0, 100 * time.Millisecond},
+		// Values past 32 bits, past time.Duration and past uint64 are capped,
+		// never wrapped or ignored; negative and garbage values are ignored.
+		{"2^32 seconds capped", 503, func() string { return "4294967296" }, 2 * time.Second, 2 * time.Second},
+		{"1e11 seconds capped", 429, func() string { return "99999999999" }, 2 * time.Second, 2 * time.Second},
+		{"past Duration capped", 503, func() string { return "9223372037" }, 2 * time.Second, 2 * time.Second},
+		{"max uint64 capped", 503, func() string { return "18446744073709551615" }, 2 * time.Second, 2 * time.Second},
+		{"past uint64 capped", 503, func() string { return "99999999999999999999" }, 2 * time.Second, 2 * time.Second},
+		{"year 9999 capped", 503, func() string { return "Fri, 31 Dec 9999 23:59:59 GMT" }, 2 * time.Second, 2 * time.Second},
+		{"negative", 503, func() string { return "-1" }, 10 * time.Second, 100 * time.Millisecond},
+		{"huge negative", 503, func() string { return "-99999999999" }, 10 * time.Second, 100 * time.Millisecond},
+		{"fraction", 503, func() string { return "1.5" }, 10 * time.Second, 100 * time.Millisecond},
+		{"exponent", 503, func() string { return "1e3" }, 10 * time.Second, 100 * time.Millisecond},
+		{"signed", 503, func() string { return "+5" }, 10 * time.Second, 100 * time.Millisecond},
+		{"digits then garbage", 503, func() string { return "99999999999x" }, 10 * time.Second, 100 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -427,7 +442,7 @@ func TestTransportInvalidConfig(t *testing.T) {
 // FuzzRetryAfter: whatever the Retry-After header says, the wait before
 // the retry stays between the backoff and the cap.
 func FuzzRetryAfter(f *testing.F) {
-	for _, s := range []string{"1", "30", "0", "-1", "soon", "", " 2 ", "99999999999999999999",
+	for _, s := range []string{"1", "30", "0", "-1", "soon", "", " 2 ", "99999999999999999999", "4294967296", "99999999999",
 		"Sat, 01 Jan 2000 00:00:03 GMT", "Fri, 31 Dec 1999 23:59:59 GMT", "Mon, 01 Jan 3000 00:00:00 GMT"} {
 		f.Add(s)
 	}
@@ -441,8 +456,16 @@ func FuzzRetryAfter(f *testing.F) {
 			if err != nil || resp.StatusCode != 200 || len(base.at) != 2 {
 				t.Fatalf("RoundTrip = %v, %v", resp, err)
 			}
-			if gap := base.at[1].Sub(base.at[0]); gap < 100*time.Millisecond || gap > 2*time.Second {
+			gap := base.at[1].Sub(base.at[0])
+			if gap < 100*time.Millisecond || gap > 2*time.Second {
 				t.Fatalf("Retry-After %q: waited %v", v, gap)
+			}
+			// delay-seconds of 2 or more, however many digits, waits the cap.
+			if d := strings.TrimSpace(v); d != "" && strings.Trim(d, "0123456789") == "" {
+				n, err := strconv.ParseUint(d, 10, 64) // only ErrRange, past 2^64-1
+				if (err != nil || n >= 2) && gap != 2*time.Second {
+					t.Fatalf("Retry-After %q: waited %v, want the 2s cap", v, gap)
+				}
 			}
 		})
 	})
