@@ -480,3 +480,38 @@ func TestRetryOptionsInvalid(t *testing.T) {
 		t.Fatalf("NewBudget with a bad ratio: %v", err)
 	}
 }
+
+// TestFloatOptionsRejectNonFinite: every float option refuses NaN, +Inf and
+// -Inf at construction, from New, NewTransport and (for the budget
+// options) NewBudget.
+func TestFloatOptionsRejectNonFinite(t *testing.T) {
+	options := []struct {
+		name   string
+		opt    func(float64) breaker.Option
+		budget bool
+	}{
+		{"WithFailureRatio", func(f float64) breaker.Option { return breaker.WithFailureRatio(f, 10, time.Second, 0) }, false},
+		{"WithJitter", breaker.WithJitter, false},
+		{"WithBudgetRatio", breaker.WithBudgetRatio, true},
+		{"WithBudgetMinPerSecond", breaker.WithBudgetMinPerSecond, true},
+		{"WithAdaptiveThrottle", func(f float64) breaker.Option { return breaker.WithAdaptiveThrottle(f, time.Minute) }, false},
+	}
+	for _, o := range options {
+		for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+			t.Run(fmt.Sprint(o.name, "/", f), func(t *testing.T) {
+				if b, err := breaker.New("x", o.opt(f)); !errors.Is(err, breaker.ErrInvalidConfig) || b != nil {
+					t.Errorf("New = %v, %v; want nil, ErrInvalidConfig", b, err)
+				}
+				if err := breaker.NewTransport(nil, o.opt(f)).Err(); !errors.Is(err, breaker.ErrInvalidConfig) {
+					t.Errorf("NewTransport: Err = %v, want ErrInvalidConfig", err)
+				}
+				if !o.budget {
+					return
+				}
+				if b, err := breaker.NewBudget(o.opt(f)); !errors.Is(err, breaker.ErrInvalidConfig) || b != nil {
+					t.Errorf("NewBudget = %v, %v; want nil, ErrInvalidConfig", b, err)
+				}
+			})
+		}
+	}
+}
