@@ -2,7 +2,10 @@ package rollout_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/blastradius/blastradius/rollout"
@@ -23,6 +26,11 @@ func FuzzLoadConfig(f *testing.F) {
 		`{"version":"2","gates":[]} x`,
 		`null`,
 		``,
+		`{"version":"2","gates":[{"name":"checkout-v2","killed":true,"killed":false}]}`,
+		`{"version":"2","gates":[{"name":"power-peg","name":"search-v3","percent":100}]}`,
+		`{"version":"2","gates":[{"NAME":"search-v3","KILLED":true}]}`,
+		`{"version":"2","Gates":[{"name":"search-v3","percent":100}]}`,
+		`{"version":"2","gates":[{"name":"search-v3","n\u0061me":"checkout-v2"}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -51,6 +59,9 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 			return
 		}
+		if err := exactKeys(data); err != nil {
+			t.Fatalf("accepted a document with %v: %s", err, data)
+		}
 		if reg.Config() != info || info.Hash == "" || info.Version == "" {
 			t.Fatalf("applied %+v, Config() %+v", info, reg.Config())
 		}
@@ -65,4 +76,54 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// exactKeys checks, independently of the loader, that every object of a
+// config document has only the keys its position allows, spelled exactly,
+// each once.
+func exactKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	allowed := map[int][]string{
+		0: {"version", "gates"},                    // the document
+		2: {"name", "percent", "killed", "reason"}, // an entry of "gates"
+	}
+	var walk func(depth int) error
+	walk = func(depth int) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				tok, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key := tok.(string)
+				if !slices.Contains(allowed[depth], key) {
+					return fmt.Errorf("key %q at depth %d", key, depth)
+				}
+				if seen[key] {
+					return fmt.Errorf("key %q twice", key)
+				}
+				seen[key] = true
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+		}
+		return err
+	}
+	return walk(0)
 }

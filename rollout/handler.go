@@ -23,9 +23,10 @@ const maxAdminBody = 64 << 10
 //	POST /{name}/resume  resume
 //	POST /{name}/percent set the percent; body {"percent": 12.5}
 //
-// A POST answers with the gate's new Status. An unknown gate is 404, a bad
-// body or value 400, a body over 64 KiB 413, a wrong method 405 (with
-// Allow). Client mistakes never get a 5xx.
+// A body is one JSON object with only the fields shown, each spelled
+// exactly and given once. A POST answers with the gate's new Status. An
+// unknown gate is 404, a bad body or value 400, a body over 64 KiB 413, a
+// wrong method 405 (with Allow). Client mistakes never get a 5xx.
 //
 // There is no unauthenticated mode: if authorize (or reg) is nil, the
 // returned handler changes nothing and answers every request 500 with the
@@ -154,9 +155,9 @@ func (a *admin) audit(r *http.Request, g *Gate, attrs ...any) {
 	a.reg.noisy.Info("rollout: admin request", attrs...)
 }
 
-// readBody decodes a JSON object of at most maxAdminBody bytes into v,
-// rejecting unknown fields. An empty body is accepted if optional. On
-// failure it answers 400 or 413 and returns false.
+// readBody decodes a JSON object of at most maxAdminBody bytes into v with
+// strictDecode. An empty body is accepted if optional. On failure it
+// answers 400 or 413 and returns false.
 func readBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {

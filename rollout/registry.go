@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -244,7 +245,8 @@ type configDoc struct {
 //
 // "version" is required. Each entry needs "name" and may set "percent"
 // (0 to 100, in steps of 0.0001), "killed" and "reason" (of the kill).
-// Unknown fields are malformed.
+// Field names are case-sensitive: a field not spelled exactly as above, or
+// given twice in one object, makes the document malformed.
 //
 // The document is validated whole before anything is applied. If any entry
 // names an unknown gate, a retired name or a duplicate, or has an invalid
@@ -357,12 +359,7 @@ func parseConfig(data []byte) (configDoc, error) {
 			Reason  string   `json:"reason"`
 		}
 		if err := strictDecode(msg, &e); err != nil {
-			// Name the entry if its name, at least, can be read.
-			var n struct {
-				Name string `json:"name"`
-			}
-			_ = json.Unmarshal(msg, &n)
-			return configDoc{}, &ConfigError{Index: i, Entry: n.Name, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
+			return configDoc{}, &ConfigError{Index: i, Entry: entryName(msg), Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
 		}
 		if e.Name == nil || *e.Name == "" {
 			return configDoc{}, &ConfigError{Index: i, Err: fmt.Errorf("%w: missing \"name\"", ErrMalformed)}
@@ -388,18 +385,82 @@ func parseConfig(data []byte) (configDoc, error) {
 	return doc, nil
 }
 
-// strictDecode decodes one JSON value into v, rejecting unknown fields and
-// trailing data.
+// strictDecode decodes data, which must hold one JSON object and nothing
+// else, into the struct v points to. It is stricter than encoding/json,
+// which lets the last of repeated keys win and matches keys in any case:
+// every key must be the JSON name of a field of v, spelled exactly, and
+// appear once. So a document can never mean something other than it says.
 func strictDecode(data []byte, v any) error {
+	t := reflect.TypeOf(v).Elem()
+	seen := make([]bool, t.NumField())
+	err := scanObject(data, func(key string, _ json.RawMessage) error {
+		for i := range seen {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name == key {
+				if seen[i] {
+					return fmt.Errorf("duplicate field %q", key)
+				}
+				seen[i] = true
+				return nil
+			}
+		}
+		return fmt.Errorf("unknown field %q (field names are case-sensitive)", key)
+	})
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// scanObject checks that data is one JSON object followed by nothing but
+// white space, and calls field with each key, unescaped, and its raw value,
+// in order, stopping at the first error.
+func scanObject(data []byte, field func(key string, value json.RawMessage) error) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if tok, err := dec.Token(); err != nil {
+		return err
+	} else if tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return err
+		}
+		if err := field(tok.(string), value); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("trailing data after the document")
 	}
 	return nil
+}
+
+// entryName returns the "name" of a config entry for an error message, if
+// the entry has exactly one key "name" and it holds a string; otherwise "".
+func entryName(msg json.RawMessage) string {
+	var name string
+	n := 0
+	_ = scanObject(msg, func(key string, value json.RawMessage) error {
+		if key == "name" {
+			n++
+			if json.Unmarshal(value, &name) != nil {
+				n++
+			}
+		}
+		return nil
+	})
+	if n != 1 {
+		return ""
+	}
+	return name
 }
 
 // configHash is the SHA-256 of the canonical JSON encoding of doc: version
