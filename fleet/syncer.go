@@ -479,15 +479,15 @@ func (s *Syncer) Status() Instance {
 	now := s.cfg.now()
 	s.mu.Lock()
 	in := Instance{
-		ID:          s.cfg.id,
-		Host:        s.cfg.host,
-		Build:       s.cfg.build,
-		Started:     s.started,
-		Sent:        now,
-		Applied:     s.applied,
-		Source:      s.source,
-		Stale:       now.Sub(s.lastContact) > s.cfg.staleAfter,
-		StoreError:  s.storeErr,
+		ID:         s.cfg.id,
+		Host:       s.cfg.host,
+		Build:      s.cfg.build,
+		Started:    s.started,
+		Sent:       now,
+		Applied:    s.applied,
+		Source:     s.source,
+		Stale:      now.Sub(s.lastContact) > s.cfg.staleAfter,
+		StoreError: s.storeErr,
 	}
 	if s.contacted {
 		in.LastContact = s.lastContact

@@ -667,13 +667,16 @@ func TestPublisherRefusesBadInput(t *testing.T) {
 	p := newPublisher(t, mem)
 	ctx := t.Context()
 	for name, f := range map[string]func() error{
-		"bad gate name":  func() error { _, err := p.Kill(ctx, "no spaces", "x"); return err },
-		"percent 101":    func() error { _, err := p.SetPercent(ctx, "g", 101); return err },
-		"percent step":   func() error { _, err := p.SetPercent(ctx, "g", 0.00001); return err },
-		"malformed doc":  func() error { _, err := p.PublishConfig(ctx, []byte(`{"gates":[]}`)); return err },
-		"not json":       func() error { _, err := p.PublishConfig(ctx, []byte(`{`)); return err },
-		"long reason":    func() error { _, err := p.Kill(ctx, "g", strings.Repeat("x", 1025)); return err },
-		"duplicate gate": func() error { _, err := p.PublishConfig(ctx, []byte(`{"version":"1","gates":[{"name":"a"},{"name":"a"}]}`)); return err },
+		"bad gate name": func() error { _, err := p.Kill(ctx, "no spaces", "x"); return err },
+		"percent 101":   func() error { _, err := p.SetPercent(ctx, "g", 101); return err },
+		"percent step":  func() error { _, err := p.SetPercent(ctx, "g", 0.00001); return err },
+		"malformed doc": func() error { _, err := p.PublishConfig(ctx, []byte(`{"gates":[]}`)); return err },
+		"not json":      func() error { _, err := p.PublishConfig(ctx, []byte(`{`)); return err },
+		"long reason":   func() error { _, err := p.Kill(ctx, "g", strings.Repeat("x", 1025)); return err },
+		"duplicate gate": func() error {
+			_, err := p.PublishConfig(ctx, []byte(`{"version":"1","gates":[{"name":"a"},{"name":"a"}]}`))
+			return err
+		},
 	} {
 		if err := f(); err == nil {
 			t.Errorf("%s: published", name)
