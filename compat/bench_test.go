@@ -127,3 +127,31 @@ func benchCases(b *testing.B) []benchCase {
 			func(in []byte) error { _, _, err := tinyDec.Decode(context.Background(), in); return err }},
 	}
 }
+
+// BenchmarkJSONField measures a JSONField match on a small document, for a
+// plain integer literal (the common case), integral literals in other
+// spellings, and a string.
+func BenchmarkJSONField(b *testing.B) {
+	isV2, isStr := compat.JSONField("version", 2), compat.JSONField("version", "2")
+	for _, c := range []struct {
+		name  string
+		match func([]byte) bool
+		doc   string
+	}{
+		{"int", isV2, `{"id":"a1","version":2}`},
+		{"int_frac", isV2, `{"id":"a1","version":2.0}`},
+		{"int_exp", isV2, `{"id":"a1","version":20e-1}`},
+		{"string", isStr, `{"id":"a1","version":"2"}`},
+	} {
+		doc := []byte(c.doc)
+		if !c.match(doc) {
+			b.Fatalf("%s: no match", c.name)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.match(doc)
+			}
+		})
+	}
+}

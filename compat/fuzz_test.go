@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,6 +116,44 @@ func FuzzJSONField(f *testing.F) {
 			if _, ok := m[name]; !ok {
 				t.Fatalf("matched %q, which has no member %q", doc, name)
 			}
+		}
+	})
+}
+
+// FuzzJSONFieldInteger checks integer matching against the exact value of
+// the number literal, as math/big reads it: JSONField(name, n) matches a
+// number if and only if its value is exactly n.
+func FuzzJSONFieldInteger(f *testing.F) {
+	for _, lit := range []string{"2", "2.0", "20e-1", "2.0000000000000001", "1e-400", "-0", "1e16",
+		"9007199254740993.0", "-9223372036854775808", "18446744073709551615", "1.8446744073709551616e19"} {
+		f.Add(lit, int64(2))
+	}
+	f.Fuzz(func(t *testing.T, lit string, want int64) {
+		doc := []byte(`{"v":` + lit + `}`)
+		gotWant := compat.JSONField("v", want)(doc)
+		gotU := compat.JSONField("v", uint64(want))(doc)
+		lit = strings.Trim(lit, " \t\r\n") // JSON whitespace
+		if !json.Valid([]byte(lit)) || lit == "" || (lit[0] != '-' && (lit[0] < '0' || lit[0] > '9')) {
+			return // not a number: JSONField's other tests cover it
+		}
+		if i := strings.IndexAny(lit, "eE"); i >= 0 && len(lit)-i > 6 {
+			return // exponents beyond ±9999 are too slow to expand exactly
+		}
+		r, ok := new(big.Rat).SetString(lit)
+		if !ok {
+			t.Fatalf("big.Rat cannot read %q", lit)
+		}
+		if gotWant != (r.Cmp(new(big.Rat).SetInt64(want)) == 0) {
+			t.Fatalf("JSONField(v, %d)(%s) = %v, exact value %s", want, doc, gotWant, r.RatString())
+		}
+		if gotU != (r.Cmp(new(big.Rat).SetUint64(uint64(want))) == 0) {
+			t.Fatalf("JSONField(v, uint64 %d)(%s) = %v, exact value %s", uint64(want), doc, gotU, r.RatString())
+		}
+		if r.IsInt() && r.Num().IsInt64() && !compat.JSONField("v", r.Num().Int64())(doc) {
+			t.Fatalf("JSONField(v, %s)(%s) = false", r.Num(), doc)
+		}
+		if r.IsInt() && r.Num().IsUint64() && !compat.JSONField("v", r.Num().Uint64())(doc) {
+			t.Fatalf("JSONField(v, uint64 %s)(%s) = false", r.Num(), doc)
 		}
 	})
 }

@@ -115,3 +115,105 @@ func TestJSONField(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONFieldNumbers checks that integers are compared with the exact
+// value of the JSON literal, never through a float64, and that floats are
+// rounded once, in the float's own type.
+func TestJSONFieldNumbers(t *testing.T) {
+	const maxU = uint64(18446744073709551615)
+	tests := []struct {
+		name  string
+		match func([]byte) bool
+		lit   string
+		want  bool
+	}{
+		// Integral literals in every spelling equal the integer.
+		{"2", compat.JSONField("v", 2), `2`, true},
+		{"2", compat.JSONField("v", 2), `2.0`, true},
+		{"2", compat.JSONField("v", 2), `2e0`, true},
+		{"2", compat.JSONField("v", 2), `2E+0`, true},
+		{"2", compat.JSONField("v", 2), `20e-1`, true},
+		{"2", compat.JSONField("v", 2), `0.2e1`, true},
+		{"2", compat.JSONField("v", 2), `0.00000000000000000000000000002e29`, true},
+		{"2", compat.JSONField("v", 2), `2.000000000000000000000000000000`, true},
+		{"2", compat.JSONField("v", 2), `200000000000000000000000000000e-29`, true},
+		{"1e16", compat.JSONField("v", int64(1e16)), `1e16`, true},
+		{"1e16", compat.JSONField("v", int64(1e16)), `10000000000000000`, true},
+		{"1e16", compat.JSONField("v", int64(1e16)), `1.0e16`, true},
+		{"1e18", compat.JSONField("v", int64(1e18)), `1e18`, true},
+		{"1e19", compat.JSONField("v", uint64(1e19)), `1e19`, true},
+		// Literals that a float64 rounds to the integer do not equal it.
+		{"2", compat.JSONField("v", 2), `2.0000000000000001`, false},
+		{"2", compat.JSONField("v", 2), `1.9999999999999999`, false},
+		{"2", compat.JSONField("v", 2), `20000000000000001e-16`, false},
+		{"0", compat.JSONField("v", 0), `1e-400`, false},
+		{"0", compat.JSONField("v", 0), `-1e-400`, false},
+		{"2^53", compat.JSONField("v", int64(1<<53)), `9007199254740993.0`, false},
+		{"2^53", compat.JSONField("v", int64(1<<53)), `9007199254740993`, false},
+		{"2^53", compat.JSONField("v", int64(1<<53)), `9007199254740992.0`, true},
+		{"2^53+1", compat.JSONField("v", int64(1<<53+1)), `9007199254740993.0`, true},
+		{"2^53+1", compat.JSONField("v", int64(1<<53+1)), `9.007199254740993e15`, true},
+		{"2^53+1", compat.JSONField("v", int64(1<<53+1)), `9007199254740992`, false},
+		// Zero, signs and the ends of the ranges.
+		{"0", compat.JSONField("v", 0), `0`, true},
+		{"0", compat.JSONField("v", 0), `-0`, true},
+		{"0", compat.JSONField("v", 0), `-0.0e-7`, true},
+		{"0", compat.JSONField("v", 0), `0e999999999999999999999`, true},
+		{"0", compat.JSONField("v", uint(0)), `-0`, true},
+		{"-7", compat.JSONField("v", int8(-7)), `-7.0`, true},
+		{"-7", compat.JSONField("v", int8(-7)), `7`, false},
+		{"7", compat.JSONField("v", uint8(7)), `-7`, false},
+		{"minInt64", compat.JSONField("v", int64(-1<<63)), `-9223372036854775808`, true},
+		{"minInt64", compat.JSONField("v", int64(-1<<63)), `-9.223372036854775808e18`, true},
+		{"minInt64", compat.JSONField("v", int64(-1<<63)), `-9223372036854775809`, false},
+		{"maxInt64", compat.JSONField("v", int64(1<<63-1)), `9223372036854775807`, true},
+		{"maxInt64", compat.JSONField("v", int64(1<<63-1)), `9223372036854775808`, false},
+		{"maxInt64", compat.JSONField("v", int64(1<<63-1)), `9.223372036854775807e18`, true},
+		{"maxUint64", compat.JSONField("v", maxU), `18446744073709551615`, true},
+		{"maxUint64", compat.JSONField("v", maxU), `1.8446744073709551615e19`, true},
+		{"maxUint64", compat.JSONField("v", maxU), `18446744073709551616`, false},
+		{"maxUint64", compat.JSONField("v", maxU), `1.8446744073709551616e19`, false},
+		{"maxUint64", compat.JSONField("v", maxU), `1.8446744073709551615e20`, false},
+		{"maxUint64", compat.JSONField("v", maxU), `-18446744073709551615`, false},
+		{"1", compat.JSONField("v", 1), `1e999999999999999999999`, false},
+		{"1", compat.JSONField("v", 1), `1e-999999999999999999999`, false},
+		{"1", compat.JSONField("v", 1), `10e-1`, true},
+		{"1", compat.JSONField("v", 1), `1.5`, false},
+		{"1", compat.JSONField("v", 1), `0.1e1`, true},
+		{"1", compat.JSONField("v", 1), `0.01e1`, false},
+		// Floats round once, in their own type: this literal lies just above
+		// the midpoint between float32(1) and the next float32, and exactly
+		// on it after rounding to a float64 first.
+		{"f32 next", compat.JSONField("v", float32(1+1.0/(1<<23))), `1.000000059604644775390625000001`, true},
+		{"f32 one", compat.JSONField("v", float32(1)), `1.000000059604644775390625000001`, false},
+		{"f64 0", compat.JSONField("v", 0.0), `1e-400`, true}, // rounds to 0
+		{"f64 2", compat.JSONField("v", 2.0), `2.0000000000000001`, true},
+		{"f64 max", compat.JSONField("v", 1.7976931348623157e308), `1e400`, false},
+	}
+	for _, tt := range tests {
+		doc := `{"v":` + tt.lit + `}`
+		if got := tt.match([]byte(doc)); got != tt.want {
+			t.Errorf("JSONField(v, %s)(%s) = %v, want %v", tt.name, doc, got, tt.want)
+		}
+	}
+}
+
+// TestJSONFieldNumberAllocs checks that comparing a number allocates
+// nothing: an integer or float matcher costs what a string matcher (which
+// rejects a number at once) costs on the same document, which is the
+// tokenizer's own allocations. (A float literal out of float range, such as
+// 1e400, costs strconv's error.)
+func TestJSONFieldNumberAllocs(t *testing.T) {
+	other := compat.JSONField("version", "2")
+	for _, doc := range []string{`{"id":"a1","version":2}`, `{"id":"a1","version":2.0}`, `{"id":"a1","version":20e-1}`,
+		`{"id":"a1","version":18446744073709551615}`, `{"id":"a1","version":-0.0e-7}`} {
+		b := []byte(doc)
+		base := testing.AllocsPerRun(100, func() { other(b) })
+		for _, m := range []func([]byte) bool{compat.JSONField("version", 2), compat.JSONField("version", uint8(2)),
+			compat.JSONField("version", 2.0), compat.JSONField("version", float32(2))} {
+			if got := testing.AllocsPerRun(100, func() { m(b) }); got != base {
+				t.Errorf("%s: %v allocs, want %v (the tokenizer's)", doc, got, base)
+			}
+		}
+	}
+}
