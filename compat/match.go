@@ -3,6 +3,7 @@ package compat
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/bits"
 	"reflect"
 	"strconv"
@@ -44,10 +45,17 @@ type Scalar interface {
 //
 // It streams the document with encoding/json's Decoder.Token and stops as
 // soon as it has read the member, skipping the values of the members before
-// it; it does not validate the rest of the document (Decode will). It never
-// panics, and returns false for anything that is not a JSON object.
+// it; it does not validate the rest of the document (Decode will). The
+// returned func never panics, and returns false for anything that is not a
+// JSON object.
+//
+// JSONField panics if value is a NaN or an infinity: no JSON number equals
+// it, so such a matcher could only ever fail, silently.
 func JSONField[V Scalar](name string, value V) func(data []byte) bool {
 	want := scalarOf(value)
+	if (want.kind == reflect.Float32 || want.kind == reflect.Float64) && (math.IsNaN(want.f) || math.IsInf(want.f, 0)) {
+		panic("compat: JSONField value " + strconv.FormatFloat(want.f, 'g', -1, 64) + " is not a finite number")
+	}
 	return func(data []byte) bool {
 		return matchField(data, name, want)
 	}

@@ -1,6 +1,8 @@
 package compat_test
 
 import (
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/blastradius/blastradius/compat"
@@ -215,5 +217,35 @@ func TestJSONFieldNumberAllocs(t *testing.T) {
 				t.Errorf("%s: %v allocs, want %v (the tokenizer's)", doc, got, base)
 			}
 		}
+	}
+}
+
+// TestJSONFieldNonFinite checks that a value no JSON number can equal is
+// refused when the matcher is built, naming the value, rather than silently
+// never matching.
+func TestJSONFieldNonFinite(t *testing.T) {
+	for _, build := range []struct {
+		name string
+		f    func()
+	}{
+		{"NaN", func() { compat.JSONField("v", math.NaN()) }},
+		{"+Inf", func() { compat.JSONField("v", math.Inf(1)) }},
+		{"-Inf", func() { compat.JSONField("v", math.Inf(-1)) }},
+		{"float32 NaN", func() { compat.JSONField("v", float32(math.NaN())) }},
+		{"float32 +Inf", func() { compat.JSONField("v", float32(math.Inf(1))) }},
+	} {
+		func() {
+			defer func() {
+				r := recover()
+				msg, _ := r.(string)
+				if want := "compat: JSONField value " + strings.TrimPrefix(build.name, "float32 ") + " is not a finite number"; msg != want {
+					t.Errorf("%s: panic %v, want %q", build.name, r, want)
+				}
+			}()
+			build.f()
+		}()
+	}
+	if !compat.JSONField("v", math.MaxFloat64)([]byte(`{"v":1.7976931348623157e308}`)) {
+		t.Error("MaxFloat64 does not match itself")
 	}
 }
