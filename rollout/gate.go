@@ -102,27 +102,45 @@ type Gate struct {
 	shadowInFlight atomic.Int64 // shadow calls of the new arm in flight
 }
 
-// validName reports whether name is 1 to 128 characters of [A-Za-z0-9._-],
-// so that it is safe in logs, metrics and admin URLs.
+// nameRule is the syntax of a gate name. It keeps a name one URL path
+// segment as is, so that the admin handler's router delivers it unchanged
+// (never "." or ".."), and safe in logs and metric attributes.
+const nameRule = "1 to 128 characters of [A-Za-z0-9._-], starting with a letter or digit"
+
+// validName reports whether name follows nameRule.
 func validName(name string) bool {
-	if len(name) == 0 || len(name) > 128 {
+	if len(name) < 1 || len(name) > 128 || !isAlnum(name[0]) {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+	for i := 1; i < len(name); i++ {
+		if c := name[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
 			return false
 		}
 	}
 	return true
 }
 
-// New returns a gate named name. The name must be 1 to 128 characters of
-// letters, digits, '.', '_' and '-'. Without WithPercent or WithSchedule the
-// gate starts at 0%: it enables no key. Errors wrap ErrInvalidConfig.
-func New(name string, opts ...Option) (*Gate, error) {
+// checkName returns an error wrapping ErrInvalidConfig unless name is a
+// valid gate name.
+func checkName(name string) error {
 	if !validName(name) {
-		return nil, fmt.Errorf("%w: gate name %q must be 1 to 128 characters of [A-Za-z0-9._-]", ErrInvalidConfig, name)
+		return fmt.Errorf("%w: gate name %q must be %s", ErrInvalidConfig, name, nameRule)
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// New returns a gate named name. A name is 1 to 128 ASCII letters, digits,
+// '.', '_' and '-', and starts with a letter or digit; so it is one URL
+// path segment as is, which the admin handler can route (see Handler).
+// Without WithPercent or WithSchedule the gate starts at 0%: it enables no
+// key. Errors wrap ErrInvalidConfig.
+func New(name string, opts ...Option) (*Gate, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	c := gateConfig{salt: name, now: time.Now}
 	for _, o := range opts {

@@ -168,13 +168,14 @@ func (r *Registry) Register(g *Gate) error {
 	return nil
 }
 
-// Retire records a tombstone for name: it can never be registered again in
-// this registry, and a config that names it is rejected with ErrRetired.
-// Keep tombstones in code for as long as old configs may exist, so that a
-// name is never repurposed. Retiring a registered name is an error.
+// Retire records a tombstone for name, which must be a valid gate name (see
+// New): it can never be registered again in this registry, and a config
+// that names it is rejected with ErrRetired. Keep tombstones in code for as
+// long as old configs may exist, so that a name is never repurposed.
+// Retiring a registered name is an error.
 func (r *Registry) Retire(name, reason string) error {
-	if !validName(name) {
-		return fmt.Errorf("%w: gate name %q must be 1 to 128 characters of [A-Za-z0-9._-]", ErrInvalidConfig, name)
+	if err := checkName(name); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -246,7 +247,8 @@ type configDoc struct {
 // "version" is required. Each entry needs "name" and may set "percent"
 // (0 to 100, in steps of 0.0001), "killed" and "reason" (of the kill).
 // Field names are case-sensitive: a field not spelled exactly as above, or
-// given twice in one object, makes the document malformed.
+// given twice in one object, makes the document malformed, and so does a
+// "name" that is not a valid gate name (see New).
 //
 // The document is validated whole before anything is applied. If any entry
 // names an unknown gate, a retired name or a duplicate, or has an invalid
@@ -365,6 +367,9 @@ func parseConfig(data []byte) (configDoc, error) {
 			return configDoc{}, &ConfigError{Index: i, Err: fmt.Errorf("%w: missing \"name\"", ErrMalformed)}
 		}
 		name := *e.Name
+		if !validName(name) {
+			return configDoc{}, &ConfigError{Index: i, Entry: name, Err: fmt.Errorf("%w: a gate name is %s", ErrMalformed, nameRule)}
+		}
 		if seen[name] {
 			return configDoc{}, &ConfigError{Index: i, Entry: name, Err: ErrDuplicate}
 		}
