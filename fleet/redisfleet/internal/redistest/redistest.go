@@ -272,4 +272,3 @@ func (p *Proxy) Close() {
 	p.Cut()
 	p.wg.Wait()
 }
-
