@@ -81,6 +81,48 @@ func BenchmarkDecodePaired(b *testing.B) {
 	}
 }
 
+// BenchmarkVerify measures Verify (a string token, as edge.Auth passes it)
+// against Decode of the same bytes, alternating blocks of each as
+// BenchmarkDecodePaired does, and reports the medians: decode-ns/op,
+// verify-ns/op, their difference (what Verify adds to Decode) and the ratio
+// verify/decode. For the token generations Decode runs a real verifier
+// (HMAC-SHA256 and a JSON payload); tiny shows the absolute cost.
+func BenchmarkVerify(b *testing.B) {
+	for _, c := range benchCases(b) {
+		tok := string(c.in)
+		if err := c.verify(tok); err != nil {
+			b.Fatalf("%s: %v", c.name, err)
+		}
+		b.Run("token="+c.name, func(b *testing.B) {
+			const block = 32
+			var dec, ver []float64
+			b.ReportAllocs()
+			for done := 0; done < b.N; done += 2 * block {
+				start := time.Now()
+				for range block {
+					if err := c.compat(c.in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				mid := time.Now()
+				for range block {
+					if err := c.verify(tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+				dec = append(dec, float64(mid.Sub(start).Nanoseconds())/block)
+				ver = append(ver, float64(time.Since(mid).Nanoseconds())/block)
+			}
+			d, v := median(dec), median(ver)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(d, "decode-ns/op")
+			b.ReportMetric(v, "verify-ns/op")
+			b.ReportMetric(v-d, "added-ns/op")
+			b.ReportMetric(v/d, "verify/decode")
+		})
+	}
+}
+
 func median(xs []float64) float64 {
 	slices.Sort(xs)
 	return xs[len(xs)/2]
@@ -93,6 +135,7 @@ type benchCase struct {
 	in     []byte
 	direct decodeFunc
 	compat decodeFunc
+	verify func(string) error // Verify of the same decoder
 }
 
 // benchCases pairs each token generation, and a trivial non-allocating
@@ -119,12 +162,14 @@ func benchCases(b *testing.B) []benchCase {
 		b.Fatal(err)
 	}
 	viaTokens := func(in []byte) error { _, _, err := tokens.Decode(context.Background(), in); return err }
+	verifyTokens := func(in string) error { _, err := tokens.Verify(context.Background(), in); return err }
 	return []benchCase{
-		{"v3", []byte(kit.mintV3("k1", "carol", exp)), func(in []byte) error { _, err := vs[0].Decode(in); return err }, viaTokens},
-		{"v2", []byte(kit.mintV2("bob", exp)), func(in []byte) error { _, err := vs[1].Decode(in); return err }, viaTokens},
-		{"v1", []byte(kit.mintV1("alice", exp)), func(in []byte) error { _, err := vs[2].Decode(in); return err }, viaTokens},
+		{"v3", []byte(kit.mintV3("k1", "carol", exp)), func(in []byte) error { _, err := vs[0].Decode(in); return err }, viaTokens, verifyTokens},
+		{"v2", []byte(kit.mintV2("bob", exp)), func(in []byte) error { _, err := vs[1].Decode(in); return err }, viaTokens, verifyTokens},
+		{"v1", []byte(kit.mintV1("alice", exp)), func(in []byte) error { _, err := vs[2].Decode(in); return err }, viaTokens, verifyTokens},
 		{"tiny", []byte("1234567"), func(in []byte) error { _, err := tiny[1].Decode(in); return err },
-			func(in []byte) error { _, _, err := tinyDec.Decode(context.Background(), in); return err }},
+			func(in []byte) error { _, _, err := tinyDec.Decode(context.Background(), in); return err },
+			func(in string) error { _, err := tinyDec.Verify(context.Background(), in); return err }},
 	}
 }
 

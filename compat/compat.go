@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -27,8 +26,10 @@ type Version[T any] struct {
 	// data.
 	Match func(data []byte) bool
 	// Decode parses data into the current type T; use Then to compose a
-	// decoder for an older type with upgrade steps. It is required. It must
-	// not modify data, nor retain it or any sub-slice of it after it returns.
+	// decoder for an older type with upgrade steps. It is required. Called
+	// through Decoder.Decode, it must not modify data, nor retain it or any
+	// sub-slice of it after it returns: data is the caller's. Called through
+	// Verify, data is a fresh copy of the token (see Verify).
 	Decode func(data []byte) (T, error)
 	// Sunset, if not zero, is when this version is retired. From then on a
 	// decode by this version is reported as past its sunset, and refused if
@@ -304,11 +305,17 @@ func (d *Decoder[T]) logPastSunset(ctx context.Context, v *version[T]) {
 }
 
 // Verify decodes token, with the signature edge.Auth expects of a verifier:
-// edge.Auth(dec.Verify). It passes the token's bytes to the versions without
-// copying them, which is why Match and Decode funcs must neither modify nor
-// retain their input. Errors are Decode's.
+// edge.Auth(dec.Verify). Errors are Decode's.
+//
+// Verify copies the token into a new slice on every call and hands that to
+// the versions: a token is usually a request header's memory, or a string
+// constant in read-only memory, and a Match or Decode that writes into its
+// input (decoding or lowercasing in place) must not reach it. The copy is
+// not pooled, so a T that retains the slice keeps it valid. It costs one
+// allocation of the token's length; a verifier that checks a signature
+// costs far more.
 func (d *Decoder[T]) Verify(ctx context.Context, token string) (T, error) {
-	v, _, err := d.Decode(ctx, unsafe.Slice(unsafe.StringData(token), len(token)))
+	v, _, err := d.Decode(ctx, []byte(token))
 	return v, err
 }
 

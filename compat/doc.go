@@ -25,7 +25,7 @@
 // the edge.
 //
 // Decode, Match and upgrade functions must not modify their input and must
-// not retain it, or any sub-slice of it, after they return: Verify hands them
-// the bytes of a string without copying, and callers of Decode may reuse
-// their buffers.
+// not retain it, or any sub-slice of it, after they return: callers of
+// Decode may reuse their buffers. Verify copies the token first, so that a
+// version that breaks this rule can never write into the request's memory.
 package compat
