@@ -63,11 +63,7 @@ func NewBudget(opts ...Option) (*Budget, error) {
 
 func newBudget(c *config) (*Budget, error) {
 	w := c.budgetWindow - c.budgetWindow%windowBuckets
-	win, err := window.New(w, windowBuckets, 2, c.now)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	b := &Budget{ratio: c.budgetRatio, win: win, now: c.now}
+	b := &Budget{ratio: c.budgetRatio, win: window.New(w, windowBuckets, 2), now: c.now}
 	if c.budgetMin > 0 {
 		b.floor = rate.NewLimiter(rate.Limit(c.budgetMin), int(math.Ceil(c.budgetMin)))
 	}
@@ -78,7 +74,7 @@ func newBudget(c *config) (*Budget, error) {
 // depositFlushEvery calls.
 func (b *Budget) deposit() {
 	if b.win.AddDeferred(seriesRequests, 1)%depositFlushEvery == 0 {
-		b.win.Flush()
+		b.win.Flush(b.now())
 	}
 }
 
@@ -86,11 +82,12 @@ func (b *Budget) deposit() {
 func (b *Budget) withdraw() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := b.now()
 	var s [2]int64
-	b.win.Sums(s[:])
+	b.win.Sums(now, s[:])
 	if float64(s[seriesRetries]+1) <= b.ratio*float64(s[seriesRequests]) {
-		b.win.Add(seriesRetries, 1)
+		b.win.Add(now, seriesRetries, 1)
 		return true
 	}
-	return b.floor != nil && b.floor.AllowN(b.now(), 1)
+	return b.floor != nil && b.floor.AllowN(now, 1)
 }

@@ -102,7 +102,7 @@ func TestRetryStorm(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				epoch := time.Now()
-				down := newDownstream(t, capacity, latency, epoch.Add(warmup), epoch.Add(warmup+outage))
+				down := newDownstream(capacity, latency, epoch.Add(warmup), epoch.Add(warmup+outage))
 				end := epoch.Add(warmup + outage + after)
 				var (
 					mu   sync.Mutex
@@ -243,20 +243,18 @@ type downstream struct {
 	arrivals       []time.Time
 }
 
-func newDownstream(t *testing.T, capacity int64, latency time.Duration, outFrom, outTo time.Time) *downstream {
-	w, err := window.New(time.Second, 10, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &downstream{load: w, capacity: capacity, latency: latency, outFrom: outFrom, outTo: outTo}
+func newDownstream(capacity int64, latency time.Duration, outFrom, outTo time.Time) *downstream {
+	return &downstream{load: window.New(time.Second, 10, 1), capacity: capacity, latency: latency, outFrom: outFrom, outTo: outTo}
 }
 
 func (d *downstream) RoundTrip(r *http.Request) (*http.Response, error) {
 	d.mu.Lock()
 	now := time.Now()
 	d.arrivals = append(d.arrivals, now)
-	d.load.Add(0, 1)
-	fail := d.load.Sum(0) > d.capacity || (!now.Before(d.outFrom) && now.Before(d.outTo))
+	d.load.Add(now, 0, 1)
+	var load [1]int64
+	d.load.Sums(now, load[:])
+	fail := load[0] > d.capacity || (!now.Before(d.outFrom) && now.Before(d.outTo))
 	d.mu.Unlock()
 	time.Sleep(d.latency)
 	status := http.StatusOK

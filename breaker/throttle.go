@@ -1,6 +1,10 @@
 package breaker
 
-import "github.com/blastradius/blastradius/internal/window"
+import (
+	"time"
+
+	"github.com/blastradius/blastradius/internal/window"
+)
 
 // throttle window series.
 const (
@@ -13,22 +17,19 @@ type throttle struct {
 	k      float64
 	win    *window.Counter
 	random func() float64
+	now    func() time.Time
 }
 
 func newThrottle(c *config) (*throttle, error) {
 	w := c.throttleWin - c.throttleWin%windowBuckets
-	win, err := window.New(w, windowBuckets, 2, c.now)
-	if err != nil {
-		return nil, err
-	}
-	return &throttle{k: c.throttleK, win: win, random: c.random}, nil
+	return &throttle{k: c.throttleK, win: window.New(w, windowBuckets, 2), random: c.random, now: c.now}, nil
 }
 
 // probability returns max(0, (requests − k·accepts) / (requests + 1)) over
 // the window.
-func (t *throttle) probability() float64 {
+func (t *throttle) probability(now time.Time) float64 {
 	var s [2]int64
-	t.win.Sums(s[:])
+	t.win.Sums(now, s[:])
 	req := float64(s[seriesAttempts])
 	return max(0, (req-t.k*float64(s[seriesAccepts]))/(req+1))
 }
@@ -36,9 +37,10 @@ func (t *throttle) probability() float64 {
 // reject decides whether to throttle an attempt; a throttled attempt counts
 // as a request that was not accepted.
 func (t *throttle) reject() bool {
-	p := t.probability()
+	now := t.now()
+	p := t.probability(now)
 	if p > 0 && t.random() < p {
-		t.win.Add(seriesAttempts, 1)
+		t.win.Add(now, seriesAttempts, 1)
 		return true
 	}
 	return false
@@ -57,5 +59,5 @@ func (t *throttle) observe(out int) {
 	default:
 		return
 	}
-	t.win.Flush()
+	t.win.Flush(t.now())
 }

@@ -9,17 +9,19 @@ import (
 
 func Example() {
 	now := time.Unix(0, 0)
-	clock := func() time.Time { return now }
 	const requests, accepts = 0, 1
-	c, _ := window.New(10*time.Second, 10, 2, clock)
-	c.Add(requests, 3)
-	c.Add(accepts, 2)
+	c := window.New(10*time.Second, 10, 2)
+	c.Add(now, requests, 3)
+	c.Add(now, accepts, 2)
 	now = now.Add(5 * time.Second)
-	c.AddDeferred(requests, 1) // no clock read; stamped at the next Sum
-	fmt.Println(c.Sum(requests), c.Sum(accepts))
+	c.AddDeferred(requests, 1) // no time, no lock; stamped at the next Sums
+	sums := make([]int64, 2)
+	c.Sums(now, sums)
+	fmt.Println(sums)
 	now = now.Add(5 * time.Second) // the first second leaves the window
-	fmt.Println(c.Sum(requests), c.Sum(accepts))
+	c.Sums(now, sums)
+	fmt.Println(sums)
 	// Output:
-	// 4 2
-	// 1 0
+	// [4 2]
+	// [1 0]
 }
