@@ -1,0 +1,9 @@
+package fleet
+
+// Parsers of untrusted content, for the fuzz tests.
+var (
+	ParseRecord   = parseRecord
+	ParseInstance = parseInstance
+	ParseCache    = parseCache
+	EncodeCache   = encodeCache
+)
