@@ -1,0 +1,73 @@
+// Package fleet keeps the rollout gates of every instance of a service in
+// line: one kill, one percent or one config document, published once,
+// reaches all N instances through a store they already share, and the
+// operator sees which instance runs what.
+//
+// It answers incident I5 of the design, Knight Capital: new code reached 7
+// of 8 servers, the 8th ran a stale config, and nothing could stop all
+// eight at once. With fleet, each instance runs a Syncer beside its
+// rollout.Registry; an operator's Publisher (or the blastradius command of
+// the Redis driver) kills a gate on every instance, and List shows the one
+// that runs a stale document, refuses the current one, or has vanished.
+//
+//	store, _ := redisfleet.New(redisClient)   // or fleet.NewMemoryStore()
+//	s, _ := fleet.New(store, registry)        // in every instance
+//	go s.Run(ctx)
+//
+//	p, _ := fleet.NewPublisher(store)         // in the operator's tool
+//	pub, _ := p.Kill(ctx, "checkout-v2", "INC-42")
+//	acks, _ := p.Wait(ctx, pub)               // who applied it, who lags
+//
+// # Model
+//
+// A Store holds records under keys: "config" (the document), "kill/NAME"
+// (the latest kill or resume of a gate) and "percent/NAME". Every publish
+// is one atomic write that takes the next version of the store's epoch,
+// then a notification that carries nothing. An instance applies the records
+// newer than those it has applied, in version order: never by hash, so a
+// revert to earlier content applies. A kill is its own record, so an
+// instance whose build refuses the current document (it names a gate the
+// build does not have) still applies a kill of a gate it has.
+//
+// # Delivery
+//
+// Notifications may be lost (Redis pub/sub is fire and forget), so an
+// instance reads the whole state again on every notification, on every
+// (re)subscription, whenever a heartbeat shows a head it has not applied,
+// and on a jittered reconcile (default every 30 s). A failed read is retried
+// within half a second. The request path never touches the store: Enabled
+// reads the gate's atomic state only.
+//
+// # Outages and data loss
+//
+// While the store is unreachable or hung, an instance keeps its last good
+// state and keeps serving; the local kill switch and admin handler keep
+// working. After WithStaleAfter (default 15 s) it reports itself stale
+// (Syncer.Status, the heartbeat, the blastradius.fleet.staleness gauge, one
+// log line). When the store returns it reads the state again and never
+// applies anything older than what it has. A store that lost its data has a
+// new, empty epoch: instances keep their state until the next publish,
+// which starts the new epoch at version 1 and applies everywhere. With
+// WithCacheFile an instance that cannot reach the store at start-up boots
+// from the last state it saw.
+//
+// # Fleet view
+//
+// Every instance heartbeats its id, host, build, applied head, config
+// version and hash, last refused record and gate states, every interval
+// (default 5 s) and right after each apply, with a TTL (default 15 s). List
+// (and Handler, and the blastradius command) marks the instances that are
+// behind the store's head, run a config whose hash differs from the store's
+// document, refuse its current version, report no store contact, stopped,
+// or vanished (their heartbeat expired).
+//
+// # Telemetry
+//
+// Counters blastradius.fleet.applies and blastradius.fleet.rejections (by
+// op: config, kill, resume, percent, unknown), blastradius.fleet.reconnects
+// and blastradius.fleet.store.errors (by op: read, heartbeat, subscribe,
+// cache); the histogram blastradius.fleet.apply.latency (seconds from the
+// store's publish time to the apply, by op); and the gauge
+// blastradius.fleet.staleness (seconds since the last store contact, by
+// service.instance.id). Repeated log lines pass through a log budget.
+package fleet
