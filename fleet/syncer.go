@@ -135,7 +135,7 @@ func buildVersion() string {
 func (s *Syncer) ID() string { return s.cfg.id }
 
 // Ready returns a channel that is closed once the Syncer has applied a
-// state, from the store or from the cache file.
+// state, from the store (and tried to heartbeat it) or from the cache file.
 func (s *Syncer) Ready() <-chan struct{} { return s.ready }
 
 // Run syncs until ctx is done, then writes a last heartbeat that marks the
@@ -286,8 +286,8 @@ func (s *Syncer) sync(ctx context.Context) error {
 }
 
 func (s *Syncer) afterApply(ctx context.Context) {
-	s.readyOnce.Do(func() { close(s.ready) })
 	s.heartbeat(ctx, false)
+	s.readyOnce.Do(func() { close(s.ready) })
 	if s.cfg.onApply != nil {
 		s.cfg.onApply(s.Status())
 	}
