@@ -123,8 +123,12 @@ func judge(in Instance, ttl time.Duration, v View, current map[string]uint64) Me
 	}
 	if v.Config.Hash != "" && in.Config.Hash != v.Config.Hash {
 		m.ConfigDiffers = true
-		m.Problems = append(m.Problems, fmt.Sprintf("config differs: runs %q %s, store has %q %s",
-			in.Config.Version, short(in.Config.Hash), v.Config.Version, short(v.Config.Hash)))
+		runs := "no config"
+		if in.Config.Hash != "" {
+			runs = fmt.Sprintf("%q %s", in.Config.Version, short(in.Config.Hash))
+		}
+		m.Problems = append(m.Problems, fmt.Sprintf("config differs: runs %s, store has %q %s",
+			runs, v.Config.Version, short(v.Config.Hash)))
 	}
 	if r := in.Rejected; r != nil && r.Epoch == v.Head.Epoch && current[r.Key] == r.Version {
 		m.Refusing = true

@@ -221,7 +221,7 @@ func (c *cli) report(p fleet.Published, a fleet.Acks) int {
 		fmt.Fprintf(c.out, "NO LIVE INSTANCE under prefix %q: nothing applied it (wrong -redis or -prefix?)\n", c.prefix)
 		return 1
 	}
-	fmt.Fprintf(c.out, "applied on %d/%d instances in %v\n", len(a.Applied), total, a.Took.Round(time.Millisecond))
+	fmt.Fprintf(c.out, "applied on %d/%d instances in %v\n", len(a.Applied), total, a.Took.Round(10*time.Microsecond))
 	tw := tabwriter.NewWriter(c.out, 2, 8, 2, ' ', 0)
 	for _, m := range a.NoGate {
 		fmt.Fprintf(tw, "  no gate %s\t%s\t%s\t(build %s)\n", p.Gate, m.ID, m.Host, m.Build)
@@ -287,4 +287,3 @@ func (c *cli) fleet(ctx context.Context) int {
 	}
 	return 0
 }
-
