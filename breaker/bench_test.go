@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/blastradius/blastradius/breaker"
+	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
 // Every benchmark here has a serial and a parallel form, and the raw
@@ -63,8 +63,7 @@ func BenchmarkDo(b *testing.B) {
 // BenchmarkDoSDK is BenchmarkDo with a real sdk/metric provider recording
 // every call, to show the cost of live metrics.
 func BenchmarkDoSDK(b *testing.B) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	br := newBench(b, breaker.WithMeterProvider(mp))
+	br := newBench(b, breaker.WithMeterProvider(metrictest.New(b)))
 	bench(b, func(ctx context.Context) { _ = br.Do(ctx, ok) })
 }
 
@@ -108,7 +107,7 @@ func BenchmarkGobreakerOpen(b *testing.B) {
 // and with a real SDK provider, with and without retries and throttling;
 // and Do on rejection.
 func TestDoAllocatesNothing(t *testing.T) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	mp := metrictest.New(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -119,7 +118,7 @@ func TestDoAllocatesNothing(t *testing.T) {
 		{"sdk", []breaker.Option{breaker.WithMeterProvider(mp)}, true},
 		{"retries", []breaker.Option{breaker.WithRetries(3)}, false},
 		{"retries+sdk", []breaker.Option{breaker.WithRetries(3), breaker.WithMeterProvider(mp)}, false},
-		{"retries+throttle", []breaker.Option{breaker.WithRetries(3), breaker.WithAdaptiveThrottle(2, time.Minute)}, false},
+		{"retries+throttle", []breaker.Option{breaker.WithRetries(3), breaker.WithAdaptiveThrottle(2)}, false},
 	} {
 		br, err := breaker.New("allocs", tc.opts...)
 		if err != nil {
@@ -156,7 +155,7 @@ func BenchmarkDoRetryEnabled(b *testing.B) {
 // BenchmarkDoThrottle is BenchmarkDo with adaptive throttling, which reads
 // the window (one clock read) on every call.
 func BenchmarkDoThrottle(b *testing.B) {
-	br := newBench(b, breaker.WithAdaptiveThrottle(2, time.Minute))
+	br := newBench(b, breaker.WithAdaptiveThrottle(2))
 	bench(b, func(ctx context.Context) { _ = br.Do(ctx, ok) })
 }
 
@@ -175,7 +174,7 @@ func BenchmarkTransport(b *testing.B) {
 		rt   http.RoundTripper
 	}{
 		{"bare", bare},
-		{"breaker", breaker.NewTransport(bare, breaker.WithRetries(3))},
+		{"breaker", mustTransport(b, bare, breaker.WithRetries(3))},
 	} {
 		client := &http.Client{Transport: tc.rt}
 		get := func() {
@@ -304,5 +303,5 @@ func BenchmarkTransportOverhead(b *testing.B) {
 		}
 	}
 	interleaved(b, 16, get(&http.Client{Transport: bare}),
-		get(&http.Client{Transport: breaker.NewTransport(bare, breaker.WithRetries(3))}))
+		get(&http.Client{Transport: mustTransport(b, bare, breaker.WithRetries(3))}))
 }

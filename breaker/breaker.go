@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/blastradius/blastradius/internal/telemetry"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 // ErrOpen is returned, without calling fn, when the breaker is open or its
@@ -25,11 +25,12 @@ var ErrOpen = errors.New("breaker: open")
 // (WithAdaptiveThrottle) rejects an attempt locally.
 var ErrThrottled = errors.New("breaker: throttled")
 
-// ErrInvalidConfig is wrapped by every configuration error, from New and from
-// calls given invalid arguments such as a nil fn.
+// ErrInvalidConfig is wrapped by every error that New, NewBudget and
+// NewTransport return: an invalid option, named in the message with its
+// value, or an empty name.
 var ErrInvalidConfig = errors.New("breaker: invalid config")
 
-// State is the state of a Breaker.
+// State is the state of a Breaker. The zero value is Closed.
 type State int
 
 // The states of a Breaker. The values match the blastradius.breaker.state gauge.
@@ -42,7 +43,8 @@ const (
 // String returns "closed", "half-open" or "open".
 func (s State) String() string { return gobreaker.State(s).String() }
 
-// Outcome is how a call's error counts towards the breaker.
+// Outcome is how a call's error counts towards the breaker. The zero value
+// is Success.
 type Outcome int
 
 // The outcomes a Classifier can return.
@@ -70,6 +72,7 @@ func (o Outcome) String() string {
 
 // Classifier decides how a non-nil error counts. ctx is the caller's context,
 // so a classifier can tell the caller giving up from the dependency failing.
+// A nil Classifier given to WithClassifier means DefaultClassifier.
 type Classifier func(ctx context.Context, err error) Outcome
 
 // DefaultClassifier is the classification used without WithClassifier.
@@ -108,6 +111,10 @@ const (
 
 var retryResultNames = [numRetryResults]string{"attempted", "denied"}
 
+// errNilFn is the panic value of Do and Call given a nil fn: a programming
+// error, which says nothing about the dependency.
+var errNilFn = errors.New("breaker: nil fn")
+
 // sentinels handed to gobreaker so its counters follow our classification.
 var (
 	errCountFailure  = errors.New("breaker: counted failure")
@@ -117,23 +124,22 @@ var (
 type transition struct{ from, to State }
 
 // Breaker is a circuit breaker built on gobreaker. It is safe for concurrent
-// use. Create one with New.
+// use. The zero value is not usable: use New.
 type Breaker struct {
 	name     string
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	classify Classifier
 	onChange func(name string, from, to State)
-	logger   *slog.Logger
+	log      *slog.Logger // through a log budget
+	now      func() time.Time
 
-	retries       int
-	initial       time.Duration
-	maxInterval   time.Duration
-	jitter        float64
-	retryIf       func(error) bool
-	retryAfterCap time.Duration
-	budget        *Budget   // non-nil when retries > 0
-	throttle      *throttle // nil without adaptive throttling
-	now           func() time.Time
+	retries     int
+	initial     time.Duration
+	maxInterval time.Duration
+	jitter      float64
+	retryIf     func(error) bool
+	budget      *Budget   // non-nil when retries > 0
+	throttle    *throttle // nil without adaptive throttling
 
 	calls     *telemetry.Counts // indexed by outcome; atomic, read at collection
 	trans     metric.Int64Counter
@@ -150,63 +156,70 @@ type Breaker struct {
 	dispatch  sync.Mutex
 }
 
-// New returns a Breaker named name. Options are validated; an invalid one
-// yields an error wrapping ErrInvalidConfig.
+// New returns a Breaker named name, which must not be empty. An invalid
+// option yields an error wrapping ErrInvalidConfig that names it.
 func New(name string, opts ...Option) (*Breaker, error) {
+	if name == "" {
+		return nil, invalid("empty name")
+	}
 	c := defaults()
 	for _, o := range opts {
-		o.apply(&c)
-	}
-	if err := c.validate(name); err != nil {
-		return nil, err
-	}
-	b := &Breaker{
-		name:          name,
-		classify:      c.classifier,
-		onChange:      c.onChange,
-		logger:        c.logger,
-		retries:       c.retries,
-		initial:       c.initial,
-		maxInterval:   c.maxInterval,
-		jitter:        c.jitter,
-		retryIf:       c.retryIf,
-		retryAfterCap: c.retryAfterCap,
-		budget:        c.budget,
-		now:           c.now,
-	}
-	if b.retries > 0 && b.budget == nil {
-		bud, err := newBudget(&c)
-		if err != nil {
+		if o == nil {
+			continue
+		}
+		if err := o.applyBreaker(&c); err != nil {
 			return nil, err
 		}
-		b.budget = bud
 	}
-	if c.throttleK > 0 {
-		t, err := newThrottle(&c)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
-		b.throttle = t
+	return newBreaker(name, &c, budgetLogger(&c)), nil
+}
+
+// budgetLogger returns c's logger through a log budget: the logger's own
+// when its handler is a *logbudget.Handler, otherwise a new one.
+func budgetLogger(c *config) *slog.Logger {
+	// The options are valid, so For cannot fail.
+	h, _ := logbudget.For(c.logger, logbudget.WithKeyAttr("reason"), logbudget.WithMeterProvider(c.meterProvider))
+	return slog.New(h)
+}
+
+// newBreaker builds a breaker from a valid config; a Transport builds one
+// per host from the same config and logger.
+func newBreaker(name string, c *config, log *slog.Logger) *Breaker {
+	b := &Breaker{
+		name:        name,
+		classify:    c.classifier,
+		onChange:    c.onChange,
+		log:         log,
+		now:         c.now,
+		retries:     c.retry.n,
+		initial:     c.retry.initial,
+		maxInterval: c.retry.maxInterval,
+		jitter:      c.retry.jitter,
+		retryIf:     c.retry.retryIf,
+		budget:      c.retry.shared,
 	}
-	if b.logger == nil {
-		b.logger = slog.Default()
+	if b.retries > 0 && b.budget == nil {
+		b.budget = newBudget(c.retry.own)
+	}
+	if c.throttle != nil {
+		b.throttle = newThrottle(c.throttle, c.now)
 	}
 	st := gobreaker.Settings{
 		Name:          name,
 		MaxRequests:   c.probes,
 		Timeout:       c.openDuration,
-		ReadyToTrip:   c.readyToTrip(),
+		ReadyToTrip:   c.readyToTrip,
 		OnStateChange: b.enqueue,
 		IsSuccessful:  func(err error) bool { return err == nil },
 		IsExcluded:    func(err error) bool { return err == errCountExcluded },
 	}
-	if c.ratio > 0 {
+	if c.ratio {
 		st.Interval = c.window
 		st.BucketPeriod = c.bucket
 	}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](st)
 	b.instrument(c.meterProvider)
-	return b, nil
+	return b
 }
 
 func (b *Breaker) instrument(mp metric.MeterProvider) {
@@ -222,19 +235,12 @@ func (b *Breaker) instrument(mp metric.MeterProvider) {
 	for i, n := range retryResultNames {
 		b.retryOpts[i] = telemetry.AddOpts(b.transAttr, attribute.String("result", n))
 	}
-	gauge, err := m.Int64ObservableGauge("blastradius.breaker.state",
-		metric.WithDescription("Breaker state: 0 closed, 1 half-open, 2 open."), metric.WithUnit("{state}"))
-	if err != nil {
-		otel.Handle(err)
-		return
-	}
 	obs := telemetry.ObserveOpts(b.transAttr)
-	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(gauge, int64(b.State()), obs...)
-		return nil
-	}, gauge); err != nil {
-		otel.Handle(err)
-	}
+	telemetry.Gauge(m, "blastradius.breaker.state", "Breaker state: 0 closed, 1 half-open, 2 open.", "{state}",
+		func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(b.State()), obs...)
+			return nil
+		})
 }
 
 // Name returns the breaker's name.
@@ -252,7 +258,7 @@ func (b *Breaker) State() State {
 // Do calls fn through the breaker. It returns ErrOpen without calling fn
 // when the breaker rejects the call, ErrThrottled when adaptive throttling
 // rejects it, and fn's error otherwise. A panic in fn is counted as a
-// failure and re-panicked.
+// failure and re-panicked; a nil fn panics without being counted.
 //
 // With WithRetries, a failed attempt is retried after a jittered
 // exponential backoff while the error is retryable, the retry budget allows
@@ -262,7 +268,7 @@ func (b *Breaker) State() State {
 // error; otherwise it is fn's error unchanged.
 func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
 	if fn == nil {
-		return fmt.Errorf("%w: nil fn", ErrInvalidConfig)
+		panic(errNilFn)
 	}
 	if b.retries == 0 { // the common case: one attempt, nothing to deposit
 		_, err := b.attempt(ctx, fn)
@@ -277,7 +283,7 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
 	var v T
 	if fn == nil {
-		return v, fmt.Errorf("%w: nil fn", ErrInvalidConfig)
+		panic(errNilFn)
 	}
 	err := b.run(ctx, func(ctx context.Context) error {
 		var err error
@@ -372,12 +378,24 @@ func (b *Breaker) flush() {
 	}
 }
 
+// transition log messages and levels, by the state entered: opening is a
+// warning, probing and recovering are news. Each message has a budget of its
+// own.
+var transitionLogs = [...]struct {
+	level slog.Level
+	msg   string
+}{
+	Closed:   {slog.LevelInfo, "breaker: closed"},
+	HalfOpen: {slog.LevelInfo, "breaker: half-open"},
+	Open:     {slog.LevelWarn, "breaker: opened"},
+}
+
 func (b *Breaker) report(t transition) {
 	ctx := context.Background()
-	b.trans.Add(ctx, 1, metric.WithAttributes(b.transAttr,
-		attribute.String("from", t.from.String()), attribute.String("to", t.to.String())))
-	b.logger.LogAttrs(ctx, slog.LevelWarn, "breaker: state change",
-		slog.String("breaker", b.name), slog.String("from", t.from.String()), slog.String("to", t.to.String()))
+	from, to := t.from.String(), t.to.String()
+	b.trans.Add(ctx, 1, metric.WithAttributes(b.transAttr, attribute.String("from", from), attribute.String("to", to)))
+	l := transitionLogs[t.to]
+	b.log.LogAttrs(ctx, l.level, l.msg, slog.String("breaker", b.name), slog.String("from", from), slog.String("to", to))
 	if b.onChange != nil {
 		b.onChange(b.name, t.from, t.to)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,11 +12,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
 	"github.com/blastradius/blastradius/breaker"
+	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -182,15 +182,14 @@ func TestClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reader := sdkmetric.NewManualReader()
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-			b := mustNew(t, append(tt.opts, breaker.WithMeterProvider(mp), breaker.WithConsecutiveFailures(1))...)
+			reader := metrictest.New(t)
+			b := mustNew(t, append(tt.opts, breaker.WithMeterProvider(reader), breaker.WithConsecutiveFailures(1))...)
 			err := b.Do(tt.ctx, func(context.Context) error { return tt.err })
 			if err != tt.err {
 				t.Fatalf("Do returned %v, want fn's error %v unchanged", err, tt.err)
 			}
-			if got := callCounts(t, reader)[tt.want]; got != 1 {
-				t.Fatalf("outcome %q count = %d, want 1 (all: %v)", tt.want, got, callCounts(t, reader))
+			if got := callCounts(reader)[tt.want]; got != 1 {
+				t.Fatalf("outcome %q count = %d, want 1 (all: %v)", tt.want, got, callCounts(reader))
 			}
 			wantOpen := tt.want == "failure"
 			if (b.State() == breaker.Open) != wantOpen {
@@ -201,9 +200,8 @@ func TestClassification(t *testing.T) {
 }
 
 func TestPanicCountsAsFailureAndRepanics(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	b := mustNew(t, breaker.WithConsecutiveFailures(1), breaker.WithMeterProvider(mp))
+	reader := metrictest.New(t)
+	b := mustNew(t, breaker.WithConsecutiveFailures(1), breaker.WithMeterProvider(reader))
 	func() {
 		defer func() {
 			if r := recover(); r != "kaboom" {
@@ -213,7 +211,7 @@ func TestPanicCountsAsFailureAndRepanics(t *testing.T) {
 		_ = b.Do(context.Background(), func(context.Context) error { panic("kaboom") })
 	}()
 	wantState(t, b, breaker.Open)
-	if got := callCounts(t, reader)["failure"]; got != 1 {
+	if got := callCounts(reader)["failure"]; got != 1 {
 		t.Fatalf("failure count = %d, want 1", got)
 	}
 }
@@ -231,39 +229,26 @@ func TestCall(t *testing.T) {
 	}
 }
 
-func TestInvalidConfig(t *testing.T) {
-	tests := []struct {
-		name string
-		opts []breaker.Option
-	}{
-		{"negative ratio", []breaker.Option{breaker.WithFailureRatio(-0.1, 10, time.Second, 0)}},
-		{"ratio above one", []breaker.Option{breaker.WithFailureRatio(1.5, 10, time.Second, 0)}},
-		{"zero window", []breaker.Option{breaker.WithFailureRatio(0.5, 10, 0, 0)}},
-		{"bucket longer than window", []breaker.Option{breaker.WithFailureRatio(0.5, 10, time.Second, 2*time.Second)}},
-		{"zero min calls", []breaker.Option{breaker.WithFailureRatio(0.5, 0, time.Second, 0)}},
-		{"zero consecutive", []breaker.Option{breaker.WithConsecutiveFailures(0)}},
-		{"zero open duration", []breaker.Option{breaker.WithOpenDuration(0)}},
-		{"zero probes", []breaker.Option{breaker.WithHalfOpenProbes(0)}},
-		{"nil classifier", []breaker.Option{breaker.WithClassifier(nil)}},
-		{"nil callback", []breaker.Option{breaker.WithOnStateChange(nil)}},
+// TestNilFn: a nil fn is a programming error: Do and Call panic, and the
+// breaker counts nothing.
+func TestNilFn(t *testing.T) {
+	reader := metrictest.New(t)
+	b := mustNew(t, breaker.WithMeterProvider(reader))
+	for name, call := range map[string]func(){
+		"Do":   func() { _ = b.Do(context.Background(), nil) },
+		"Call": func() { _, _ = breaker.Call[int](context.Background(), b, nil) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); fmt.Sprint(r) != "breaker: nil fn" {
+					t.Errorf("%s(nil fn) recovered %v, want a panic with breaker: nil fn", name, r)
+				}
+			}()
+			call()
+		}()
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := breaker.New("x", tt.opts...)
-			if !errors.Is(err, breaker.ErrInvalidConfig) || b != nil {
-				t.Fatalf("New = %v, %v; want nil, ErrInvalidConfig", b, err)
-			}
-		})
-	}
-	if _, err := breaker.New(""); !errors.Is(err, breaker.ErrInvalidConfig) {
-		t.Fatalf("empty name: %v", err)
-	}
-	b := mustNew(t)
-	if err := b.Do(context.Background(), nil); !errors.Is(err, breaker.ErrInvalidConfig) {
-		t.Fatalf("Do(nil fn) = %v, want ErrInvalidConfig", err)
-	}
-	if _, err := breaker.Call[int](context.Background(), b, nil); !errors.Is(err, breaker.ErrInvalidConfig) {
-		t.Fatalf("Call(nil fn) = %v, want ErrInvalidConfig", err)
+	if n := reader.Total("blastradius.breaker.calls"); n != 0 {
+		t.Fatalf("%d calls counted", n)
 	}
 }
 
@@ -300,10 +285,9 @@ func TestCallbackMayCallState(t *testing.T) {
 
 // TestConcurrentHammer: 8 goroutines on one breaker; the counts add up.
 func TestConcurrentHammer(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	reader := metrictest.New(t)
 	var transitions atomic.Int64
-	b := mustNew(t, breaker.WithMeterProvider(mp), breaker.WithConsecutiveFailures(3),
+	b := mustNew(t, breaker.WithMeterProvider(reader), breaker.WithConsecutiveFailures(3),
 		breaker.WithOpenDuration(time.Millisecond),
 		breaker.WithOnStateChange(func(string, breaker.State, breaker.State) { transitions.Add(1) }))
 	const workers, perWorker = 8, 2000
@@ -329,23 +313,22 @@ func TestConcurrentHammer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	counts := callCounts(t, reader)
+	counts := callCounts(reader)
 	if total := counts["success"] + counts["failure"] + counts["rejected"]; total != workers*perWorker {
 		t.Fatalf("recorded %d calls, want %d (%v)", total, workers*perWorker, counts)
 	}
 	if counts["rejected"] != rejected.Load() || counts["success"]+counts["failure"] != calls.Load() {
 		t.Fatalf("metrics %v disagree with observed calls=%d rejected=%d", counts, calls.Load(), rejected.Load())
 	}
-	if got, want := transitionTotal(t, reader), transitions.Load(); got != want {
+	if got, want := reader.Total("blastradius.breaker.transitions"), transitions.Load(); got != want {
 		t.Fatalf("transition counter %d, callbacks %d", got, want)
 	}
 }
 
 func TestMetricsExact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		b := mustNew(t, breaker.WithMeterProvider(mp), breaker.WithConsecutiveFailures(2), breaker.WithOpenDuration(time.Second))
+		reader := metrictest.New(t)
+		b := mustNew(t, breaker.WithMeterProvider(reader), breaker.WithConsecutiveFailures(2), breaker.WithOpenDuration(time.Second))
 		ctx := context.Background()
 		_ = b.Do(ctx, ok)
 		_ = b.Do(ctx, ok)
@@ -354,89 +337,53 @@ func TestMetricsExact(t *testing.T) {
 		_ = b.Do(ctx, ok)   // rejected
 		_ = b.Do(ctx, ok)   // rejected
 		want := map[string]int64{"success": 2, "failure": 2, "rejected": 2}
-		if got := callCounts(t, reader); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := callCounts(reader); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("calls = %v, want %v", got, want)
 		}
-		if got := gaugeValue(t, reader); got != 2 {
-			t.Fatalf("state gauge = %d, want 2 (open)", got)
+		if got := stateGauge(t, reader); got != 2 {
+			t.Fatalf("state gauge = %v, want 2 (open)", got)
 		}
 		time.Sleep(2 * time.Second)
 		_ = b.Do(ctx, ok)
-		if got := gaugeValue(t, reader); got != 0 {
-			t.Fatalf("state gauge = %d, want 0 (closed)", got)
+		if got := stateGauge(t, reader); got != 0 {
+			t.Fatalf("state gauge = %v, want 0 (closed)", got)
 		}
 		wantTrans := map[string]int64{"closed->open": 1, "open->half-open": 1, "half-open->closed": 1}
-		if got := transitions(t, reader); fmt.Sprint(got) != fmt.Sprint(wantTrans) {
+		if got := transitions(reader); fmt.Sprint(got) != fmt.Sprint(wantTrans) {
 			t.Fatalf("transitions = %v, want %v", got, wantTrans)
 		}
 	})
 }
 
-func collect(t *testing.T, r *sdkmetric.ManualReader) metricdata.ResourceMetrics {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	return rm
-}
-
-func find(rm metricdata.ResourceMetrics, name string) *metricdata.Metrics {
-	for _, sm := range rm.ScopeMetrics {
-		for i := range sm.Metrics {
-			if sm.Metrics[i].Name == name {
-				return &sm.Metrics[i]
-			}
-		}
-	}
-	return nil
-}
-
-func sumBy(t *testing.T, r *sdkmetric.ManualReader, name string, key func(attribute.Set) string) map[string]int64 {
-	t.Helper()
+// byAttrs returns the int64 counter name summed by the values of keys,
+// joined with "->".
+func byAttrs(r *metrictest.Reader, name string, keys ...string) map[string]int64 {
 	out := map[string]int64{}
-	m := find(collect(t, r), name)
-	if m == nil {
-		return out
-	}
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		out[key(dp.Attributes)] += dp.Value
+	for set, v := range r.Sums(name) {
+		var vals []string
+		for _, k := range keys {
+			a, _ := set.Value(attribute.Key(k))
+			vals = append(vals, a.AsString())
+		}
+		out[strings.Join(vals, "->")] += v
 	}
 	return out
 }
 
-func callCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
-	return sumBy(t, r, "blastradius.breaker.calls", func(s attribute.Set) string {
-		v, _ := s.Value("outcome")
-		return v.AsString()
-	})
+func callCounts(r *metrictest.Reader) map[string]int64 {
+	return byAttrs(r, "blastradius.breaker.calls", "outcome")
 }
 
-func transitions(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
-	return sumBy(t, r, "blastradius.breaker.transitions", func(s attribute.Set) string {
-		f, _ := s.Value("from")
-		to, _ := s.Value("to")
-		return f.AsString() + "->" + to.AsString()
-	})
+func transitions(r *metrictest.Reader) map[string]int64 {
+	return byAttrs(r, "blastradius.breaker.transitions", "from", "to")
 }
 
-func transitionTotal(t *testing.T, r *sdkmetric.ManualReader) int64 {
-	var n int64
-	for _, v := range transitions(t, r) {
-		n += v
-	}
-	return n
-}
-
-func gaugeValue(t *testing.T, r *sdkmetric.ManualReader) int64 {
+// stateGauge returns the state gauge of the breaker named "test".
+func stateGauge(t *testing.T, r *metrictest.Reader) float64 {
 	t.Helper()
-	m := find(collect(t, r), "blastradius.breaker.state")
-	if m == nil {
+	v, ok := r.Gauge("blastradius.breaker.state", "breaker.name", "test")
+	if !ok {
 		t.Fatal("no state gauge")
 	}
-	dps := m.Data.(metricdata.Gauge[int64]).DataPoints
-	if len(dps) != 1 {
-		t.Fatalf("%d gauge points", len(dps))
-	}
-	return dps[0].Value
+	return v
 }

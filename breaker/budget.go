@@ -1,7 +1,6 @@
 package breaker
 
 import (
-	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -30,7 +29,9 @@ const (
 // retries per second that is always available. Every call through a breaker
 // with retries deposits one request; every retry withdraws one. A Budget is
 // safe for concurrent use and may be shared (WithBudget) by several breakers
-// and transports, which then retry out of one pool.
+// and transports, which then retry out of one pool. It reads the time from
+// the breaker that draws on it (WithClock). The zero value is not usable:
+// use NewBudget.
 //
 // Deposits do not read the clock: they are counted with an atomic and
 // stamped into the window at the next retry decision, or every 64 deposits,
@@ -40,49 +41,46 @@ type Budget struct {
 	ratio float64
 	win   *window.Counter
 	floor *rate.Limiter // nil without a floor
-	now   func() time.Time
 	mu    sync.Mutex
 }
 
-// NewBudget returns a Budget. It accepts WithBudgetRatio,
-// WithBudgetMinPerSecond, WithBudgetWindow and WithClock; any other option
-// is an error wrapping ErrInvalidConfig.
-func NewBudget(opts ...Option) (*Budget, error) {
-	c := defaults()
+// NewBudget returns a Budget to share between breakers (WithBudget). An
+// invalid option yields an error wrapping ErrInvalidConfig.
+func NewBudget(opts ...BudgetOption) (*Budget, error) {
+	c := defaultBudget()
 	for _, o := range opts {
-		if _, ok := o.(budgetOption); !ok {
-			return nil, fmt.Errorf("%w: option %T does not apply to a budget", ErrInvalidConfig, o)
+		if o == nil {
+			continue
 		}
-		o.apply(&c)
+		if err := o.applyBudget(&c); err != nil {
+			return nil, err
+		}
 	}
-	if len(c.errs) > 0 {
-		return nil, c.errs[0]
-	}
-	return newBudget(&c)
+	return newBudget(c), nil
 }
 
-func newBudget(c *config) (*Budget, error) {
-	w := c.budgetWindow - c.budgetWindow%windowBuckets
-	b := &Budget{ratio: c.budgetRatio, win: window.New(w, windowBuckets, 2), now: c.now}
-	if c.budgetMin > 0 {
-		b.floor = rate.NewLimiter(rate.Limit(c.budgetMin), int(math.Ceil(c.budgetMin)))
+func newBudget(c budgetConfig) *Budget {
+	w := c.window - c.window%windowBuckets
+	b := &Budget{ratio: c.ratio, win: window.New(w, windowBuckets, 2)}
+	if c.minPerSecond > 0 {
+		b.floor = rate.NewLimiter(rate.Limit(c.minPerSecond), int(math.Ceil(c.minPerSecond)))
 	}
-	return b, nil
+	return b
 }
 
-// deposit counts one request. It reads no clock except once every
+// deposit counts one request. It reads now only once every
 // depositFlushEvery calls.
-func (b *Budget) deposit() {
+func (b *Budget) deposit(now func() time.Time) {
 	if b.win.AddDeferred(seriesRequests, 1)%depositFlushEvery == 0 {
-		b.win.Flush(b.now())
+		b.win.Flush(now())
 	}
 }
 
-// withdraw reports whether one retry is allowed, and if so counts it.
-func (b *Budget) withdraw() bool {
+// withdraw reports whether one retry is allowed at now, and if so counts
+// it.
+func (b *Budget) withdraw(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
 	var s [2]int64
 	b.win.Sums(now, s[:])
 	if float64(s[seriesRetries]+1) <= b.ratio*float64(s[seriesRequests]) {

@@ -14,9 +14,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-
 	"github.com/blastradius/blastradius/breaker"
+	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
 // TestDefaultClassifier pins the one rule: an error is a Failure unless the
@@ -92,15 +91,15 @@ func TestDoHungDependencyOpens(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				reader := sdkmetric.NewManualReader()
+				reader := metrictest.New(t)
 				b := mustNew(t, breaker.WithConsecutiveFailures(20), breaker.WithLogger(slog.New(slog.DiscardHandler)),
-					breaker.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+					breaker.WithMeterProvider(reader))
 				for range 20 {
 					ctx, cancel := tc.ctx()
 					_ = b.Do(ctx, hang)
 					cancel()
 				}
-				if got := callCounts(t, reader); got[tc.want] != 20 {
+				if got := callCounts(reader); got[tc.want] != 20 {
 					t.Fatalf("outcomes %v, want 20 %s", got, tc.want)
 				}
 				want := breaker.Closed
@@ -190,9 +189,9 @@ func TestTransportHungDependency(t *testing.T) {
 			srv, arrived := hungServer(t)
 			base := &http.Transport{}
 			t.Cleanup(base.CloseIdleConnections)
-			reader := sdkmetric.NewManualReader()
-			tr := breaker.NewTransport(base, breaker.WithConsecutiveFailures(20), breaker.WithLogger(slog.New(slog.DiscardHandler)),
-				breaker.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+			reader := metrictest.New(t)
+			tr := mustTransport(t, base, breaker.WithConsecutiveFailures(20), breaker.WithLogger(slog.New(slog.DiscardHandler)),
+				breaker.WithMeterProvider(reader))
 			client := &http.Client{Transport: tr, Timeout: tc.clientTimeout}
 			for i := range 20 {
 				// The parent deadline only bounds a broken run; a request
@@ -221,16 +220,13 @@ func TestTransportHungDependency(t *testing.T) {
 					t.Fatalf("request %d: %v, want an error", i, resp.Status)
 				}
 				if errors.Is(err, breaker.ErrOpen) {
-					t.Fatalf("request %d rejected: the breaker opened early (%v)", i, callCounts(t, reader))
+					t.Fatalf("request %d rejected: the breaker opened early (%v)", i, callCounts(reader))
 				}
 			}
-			if got := callCounts(t, reader); got[tc.want] != 20 {
+			if got := callCounts(reader); got[tc.want] != 20 {
 				t.Fatalf("outcomes %v, want 20 %s", got, tc.want)
 			}
-			b, err := tr.Breaker(srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := tr.Breaker(srv.Listener.Addr().String())
 			want := breaker.Closed
 			if tc.want == "failure" {
 				want = breaker.Open

@@ -63,11 +63,14 @@ func ExampleNewTransport() {
 	}))
 	defer srv.Close()
 
-	client := &http.Client{Transport: breaker.NewTransport(nil,
-		breaker.WithRetries(2),
-		breaker.WithBackoff(10*time.Millisecond, 100*time.Millisecond),
+	tr, err := breaker.NewTransport(nil,
+		breaker.WithRetries(2, breaker.WithBackoff(10*time.Millisecond, 100*time.Millisecond)),
 		breaker.WithOpenDuration(30*time.Second),
-	)}
+	)
+	if err != nil {
+		panic(err) // wraps breaker.ErrInvalidConfig and names the option
+	}
+	client := &http.Client{Transport: tr}
 	defer client.CloseIdleConnections()
 
 	resp, err := client.Get(srv.URL)
@@ -110,9 +113,9 @@ func ExampleNewBudget() {
 	if err != nil {
 		panic(err)
 	}
-	opts := []breaker.Option{breaker.WithBudget(budget), breaker.WithRetries(3), breaker.WithBackoff(time.Millisecond, time.Millisecond)}
-	users, _ := breaker.New("users", opts...)
-	orders, _ := breaker.New("orders", opts...)
+	retries := breaker.WithRetries(3, breaker.WithBudget(budget), breaker.WithBackoff(time.Millisecond, time.Millisecond))
+	users, _ := breaker.New("users", retries)
+	orders, _ := breaker.New("orders", retries)
 	sick := errors.New("upstream 503")
 	attempts := 0
 	fn := func(context.Context) error { attempts++; return sick }
@@ -130,9 +133,11 @@ func ExampleNewBudget() {
 // most attempts itself, without sending them.
 func ExampleWithAdaptiveThrottle() {
 	b, _ := breaker.New("search",
-		breaker.WithAdaptiveThrottle(2, time.Minute),
+		breaker.WithAdaptiveThrottle(breaker.DefaultThrottleK,
+			breaker.WithThrottleWindow(time.Minute),
+			breaker.WithRandom(func() float64 { return 0.5 }), // for a stable example
+		),
 		breaker.WithConsecutiveFailures(1000),
-		breaker.WithRandom(func() float64 { return 0.5 }), // for a stable example
 	)
 	overloaded := errors.New("overloaded")
 	for range 10 {

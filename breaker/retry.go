@@ -25,7 +25,8 @@ const (
 
 // RetryError is returned by Do and Call when a call failed and at least one
 // retry was made or denied. Err is the last attempt's error, unchanged:
-// errors.Is and errors.As see through RetryError to it, and to Cause.
+// errors.Is and errors.As see through RetryError to it, and to Cause. Do
+// and Call set every field; a zero RetryError describes no call.
 type RetryError struct {
 	// Attempts is the number of attempts made, the first one included.
 	Attempts int
@@ -51,8 +52,8 @@ func (e *RetryError) Unwrap() []error {
 	return []error{e.Err, e.Cause}
 }
 
-// retryAfterHint is implemented by errors that carry a server's Retry-After
-// (the Transport's failed responses).
+// retryAfterHint is implemented by errors that carry a server's Retry-After,
+// already capped (the Transport's failed responses).
 type retryAfterHint interface{ retryAfter() time.Duration }
 
 // releaser is implemented by errors holding a resource (a response body)
@@ -67,7 +68,7 @@ func (f clockFunc) Now() time.Time { return f() }
 // the backoff nor the budget's retry side and allocates nothing.
 func (b *Breaker) run(ctx context.Context, fn func(context.Context) error, retries int) error {
 	if b.retries > 0 {
-		b.budget.deposit()
+		b.budget.deposit(b.now)
 	}
 	out, err := b.attempt(ctx, fn)
 	if err == nil || retries == 0 {
@@ -121,15 +122,16 @@ func (b *Breaker) retry(ctx context.Context, fn func(context.Context) error, ret
 		}
 		wait := bo.NextBackOff()
 		if h, ok := err.(retryAfterHint); ok {
-			wait = max(wait, min(h.retryAfter(), b.retryAfterCap))
+			wait = max(wait, h.retryAfter())
 		}
-		if deadline, ok := ctx.Deadline(); ok && b.now().Add(wait).After(deadline) {
+		now := b.now()
+		if deadline, ok := ctx.Deadline(); ok && now.Add(wait).After(deadline) {
 			return stop(attempts, ReasonDeadline, nil)
 		}
 		if b.State() == Open {
 			return stop(attempts, ReasonOpen, nil)
 		}
-		if !b.budget.withdraw() {
+		if !b.budget.withdraw(now) {
 			b.retryCounter.Add(ctx, 1, b.retryOpts[retryDenied]...)
 			return stop(attempts, ReasonBudget, ErrRetryBudget)
 		}

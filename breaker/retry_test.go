@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/blastradius/blastradius/breaker"
+	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
 // generous is a budget that never denies, for tests about the backoff.
-func generous(t *testing.T) breaker.Option {
+func generous(t *testing.T) breaker.RetryOption {
 	t.Helper()
 	b, err := breaker.NewBudget(breaker.WithBudgetRatio(100), breaker.WithBudgetMinPerSecond(1e6))
 	if err != nil {
@@ -26,11 +25,8 @@ func generous(t *testing.T) breaker.Option {
 	return breaker.WithBudget(b)
 }
 
-func retryCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
-	return sumBy(t, r, "blastradius.breaker.retries", func(s attribute.Set) string {
-		v, _ := s.Value("result")
-		return v.AsString()
-	})
+func retryCounts(r *metrictest.Reader) map[string]int64 {
+	return byAttrs(r, "blastradius.breaker.retries", "result")
 }
 
 // failing records the fake time of every attempt and always fails.
@@ -51,8 +47,8 @@ func (f *failing) gaps() []time.Duration {
 func TestBackoffWithinJitter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const initial, maxInterval, jitter = 100 * time.Millisecond, 300 * time.Millisecond, 0.5
-		b := mustNew(t, generous(t), breaker.WithRetries(4), breaker.WithBackoff(initial, maxInterval),
-			breaker.WithJitter(jitter), breaker.WithConsecutiveFailures(1000))
+		b := mustNew(t, breaker.WithRetries(4, generous(t), breaker.WithBackoff(initial, maxInterval), breaker.WithJitter(jitter)),
+			breaker.WithConsecutiveFailures(1000))
 		nominal := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
 		distinct := map[time.Duration]bool{}
 		for trial := range 200 {
@@ -80,8 +76,8 @@ func TestBackoffWithinJitter(t *testing.T) {
 // TestBackoffNoJitter pins the exact waits with jitter off.
 func TestBackoffNoJitter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := mustNew(t, generous(t), breaker.WithRetries(4), breaker.WithBackoff(100*time.Millisecond, 250*time.Millisecond),
-			breaker.WithJitter(0), breaker.WithConsecutiveFailures(1000))
+		b := mustNew(t, breaker.WithRetries(4, generous(t), breaker.WithBackoff(100*time.Millisecond, 250*time.Millisecond),
+			breaker.WithJitter(0)), breaker.WithConsecutiveFailures(1000))
 		var f failing
 		_ = b.Do(context.Background(), f.fn)
 		want := "[100ms 200ms 250ms 250ms]"
@@ -93,9 +89,8 @@ func TestBackoffNoJitter(t *testing.T) {
 
 func TestRetryThenSuccess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		b := mustNew(t, generous(t), breaker.WithRetries(3), breaker.WithMeterProvider(mp))
+		reader := metrictest.New(t)
+		b := mustNew(t, breaker.WithRetries(3, generous(t)), breaker.WithMeterProvider(reader))
 		n := 0
 		v, err := breaker.Call(context.Background(), b, func(context.Context) (int, error) {
 			n++
@@ -107,10 +102,10 @@ func TestRetryThenSuccess(t *testing.T) {
 		if err != nil || v != 3 {
 			t.Fatalf("Call = %d, %v; want 3, nil", v, err)
 		}
-		if got, want := fmt.Sprint(callCounts(t, reader)), "map[failure:2 success:1]"; got != want {
+		if got, want := fmt.Sprint(callCounts(reader)), "map[failure:2 success:1]"; got != want {
 			t.Fatalf("calls %s, want %s", got, want)
 		}
-		if got, want := fmt.Sprint(retryCounts(t, reader)), "map[attempted:2]"; got != want {
+		if got, want := fmt.Sprint(retryCounts(reader)), "map[attempted:2]"; got != want {
 			t.Fatalf("retries %s, want %s", got, want)
 		}
 	})
@@ -133,13 +128,14 @@ func TestNotRetried(t *testing.T) {
 		{"nested ErrOpen", context.Background(), fmt.Errorf("inner: %w", breaker.ErrOpen), nil},
 		{"ErrThrottled", context.Background(), breaker.ErrThrottled, nil},
 		{"caller cancelled", cancelled, context.Canceled, nil},
-		{"predicate says no", context.Background(), errSoft, []breaker.Option{breaker.WithRetryIf(func(err error) bool { return !errors.Is(err, errSoft) })}},
+		{"predicate says no", context.Background(), errSoft, []breaker.Option{breaker.WithRetries(3, generous(t),
+			breaker.WithRetryIf(func(err error) bool { return !errors.Is(err, errSoft) }))}},
 		{"classified success", context.Background(), errSoft, []breaker.Option{breaker.WithClassifier(func(context.Context, error) breaker.Outcome { return breaker.Success })}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := mustNew(t, append(tt.opts, generous(t), breaker.WithRetries(3))...)
+				b := mustNew(t, append([]breaker.Option{breaker.WithRetries(3, generous(t))}, tt.opts...)...)
 				n := 0
 				err := b.Do(tt.ctx, func(context.Context) error { n++; return tt.err })
 				if n != 1 || err != tt.err {
@@ -150,7 +146,7 @@ func TestNotRetried(t *testing.T) {
 	}
 	t.Run("predicate says yes to an excluded error", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := mustNew(t, generous(t), breaker.WithRetries(2), breaker.WithRetryIf(func(error) bool { return true }),
+			b := mustNew(t, breaker.WithRetries(2, generous(t), breaker.WithRetryIf(func(error) bool { return true })),
 				breaker.WithClassifier(func(context.Context, error) breaker.Outcome { return breaker.Excluded }))
 			n := 0
 			err := b.Do(context.Background(), func(context.Context) error { n++; return errSoft })
@@ -165,9 +161,8 @@ func TestNotRetried(t *testing.T) {
 // breaker, and a rejection is never retried.
 func TestRetryStopsWhenBreakerOpens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		b := mustNew(t, generous(t), breaker.WithRetries(5), breaker.WithConsecutiveFailures(2), breaker.WithMeterProvider(mp))
+		reader := metrictest.New(t)
+		b := mustNew(t, breaker.WithRetries(5, generous(t)), breaker.WithConsecutiveFailures(2), breaker.WithMeterProvider(reader))
 		var f failing
 		err := b.Do(context.Background(), f.fn)
 		var re *breaker.RetryError
@@ -178,7 +173,7 @@ func TestRetryStopsWhenBreakerOpens(t *testing.T) {
 		if err != breaker.ErrOpen || len(f.at) != 2 {
 			t.Fatalf("open breaker: err = %v, attempts %d", err, len(f.at))
 		}
-		if got, want := fmt.Sprint(retryCounts(t, reader)), "map[attempted:1]"; got != want {
+		if got, want := fmt.Sprint(retryCounts(reader)), "map[attempted:1]"; got != want {
 			t.Fatalf("retries %s, want %s", got, want)
 		}
 	})
@@ -188,8 +183,8 @@ func TestRetryStopsWhenBreakerOpens(t *testing.T) {
 // not started, and Do returns at once, never sleeping past the deadline.
 func TestRetryDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := mustNew(t, generous(t), breaker.WithRetries(5), breaker.WithJitter(0),
-			breaker.WithBackoff(100*time.Millisecond, time.Second), breaker.WithConsecutiveFailures(1000))
+		b := mustNew(t, breaker.WithRetries(5, generous(t), breaker.WithJitter(0), breaker.WithBackoff(100*time.Millisecond, time.Second)),
+			breaker.WithConsecutiveFailures(1000))
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -212,7 +207,7 @@ func TestRetryDeadline(t *testing.T) {
 // TestRetryCancel: ctx.Done ends a wait at once.
 func TestRetryCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := mustNew(t, generous(t), breaker.WithRetries(3), breaker.WithJitter(0), breaker.WithBackoff(time.Second, time.Second))
+		b := mustNew(t, breaker.WithRetries(3, generous(t), breaker.WithJitter(0), breaker.WithBackoff(time.Second, time.Second)))
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -234,14 +229,13 @@ func TestRetryCancel(t *testing.T) {
 // TestBudgetExhaustionAndRefill walks the ratio part of the budget.
 func TestBudgetExhaustionAndRefill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		reader := metrictest.New(t)
 		bud, err := breaker.NewBudget(breaker.WithBudgetRatio(0.1), breaker.WithBudgetMinPerSecond(0), breaker.WithBudgetWindow(10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := mustNew(t, breaker.WithBudget(bud), breaker.WithRetries(1), breaker.WithMeterProvider(mp),
-			breaker.WithConsecutiveFailures(1000), breaker.WithBackoff(time.Millisecond, time.Millisecond), breaker.WithJitter(0))
+		b := mustNew(t, breaker.WithRetries(1, breaker.WithBudget(bud), breaker.WithBackoff(time.Millisecond, time.Millisecond), breaker.WithJitter(0)),
+			breaker.WithMeterProvider(reader), breaker.WithConsecutiveFailures(1000))
 		ctx := context.Background()
 		for range 100 {
 			_ = b.Do(ctx, ok)
@@ -282,7 +276,7 @@ func TestBudgetExhaustionAndRefill(t *testing.T) {
 		if err := b.Do(ctx, fail); !errors.Is(err, breaker.ErrRetryBudget) {
 			t.Fatalf("second retry allowed: %v", err)
 		}
-		if got, want := fmt.Sprint(retryCounts(t, reader)), "map[attempted:12 denied:3]"; got != want {
+		if got, want := fmt.Sprint(retryCounts(reader)), "map[attempted:12 denied:3]"; got != want {
 			t.Fatalf("retries %s, want %s", got, want)
 		}
 	})
@@ -296,8 +290,8 @@ func TestBudgetFloor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := mustNew(t, breaker.WithBudget(bud), breaker.WithRetries(1), breaker.WithConsecutiveFailures(1000),
-			breaker.WithBackoff(time.Millisecond, time.Millisecond), breaker.WithJitter(0))
+		b := mustNew(t, breaker.WithRetries(1, breaker.WithBudget(bud), breaker.WithBackoff(time.Millisecond, time.Millisecond), breaker.WithJitter(0)),
+			breaker.WithConsecutiveFailures(1000))
 		denied := func() bool { return errors.Is(b.Do(context.Background(), fail), breaker.ErrRetryBudget) }
 		if got := fmt.Sprint(denied(), denied(), denied()); got != "false false true" {
 			t.Fatalf("denied: %s; want a burst of 2", got)
@@ -316,8 +310,8 @@ func TestBudgetShared(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := []breaker.Option{breaker.WithBudget(bud), breaker.WithRetries(1), breaker.WithConsecutiveFailures(1000),
-			breaker.WithBackoff(time.Millisecond, time.Millisecond)}
+		opts := []breaker.Option{breaker.WithRetries(1, breaker.WithBudget(bud), breaker.WithBackoff(time.Millisecond, time.Millisecond)),
+			breaker.WithConsecutiveFailures(1000)}
 		a, _ := breaker.New("a", opts...)
 		c, _ := breaker.New("c", opts...)
 		ctx := context.Background()
@@ -346,7 +340,7 @@ func TestThrottleFormulaExact(t *testing.T) {
 		for _, x := range []float64{0.01, 0.3, 0.75} {
 			t.Run(fmt.Sprintf("k=%v/x=%v", k, x), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					b := mustNew(t, breaker.WithAdaptiveThrottle(k, time.Minute), breaker.WithRandom(func() float64 { return x }),
+					b := mustNew(t, breaker.WithAdaptiveThrottle(k, breaker.WithThrottleWindow(time.Minute), breaker.WithRandom(func() float64 { return x })),
 						breaker.WithConsecutiveFailures(1e6))
 					ctx := context.Background()
 					req, acc := 0.0, 0.0
@@ -385,11 +379,10 @@ func TestThrottleFormulaExact(t *testing.T) {
 // deviations of the sum of the probabilities.
 func TestThrottleFormulaStatistical(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reader := sdkmetric.NewManualReader()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		reader := metrictest.New(t)
 		const k = 2.0
-		// k and window 0: the defaults, K = 2 and 2 minutes.
-		b := mustNew(t, breaker.WithAdaptiveThrottle(0, 0), breaker.WithConsecutiveFailures(1e6), breaker.WithMeterProvider(mp))
+		// The default window, 2 minutes; the real random source.
+		b := mustNew(t, breaker.WithAdaptiveThrottle(k), breaker.WithConsecutiveFailures(1e6), breaker.WithMeterProvider(reader))
 		ctx := context.Background()
 		for range 100 {
 			_ = b.Do(ctx, ok)
@@ -410,7 +403,7 @@ func TestThrottleFormulaStatistical(t *testing.T) {
 		if math.Abs(float64(rejected)-mean) > 5*sd {
 			t.Fatalf("rejections %d, expected %.1f ± 5×%.1f", rejected, mean, sd)
 		}
-		c := callCounts(t, reader)
+		c := callCounts(reader)
 		if c["throttled"] != int64(rejected) || c["failure"] != int64(20000-rejected) || c["success"] != 100 {
 			t.Fatalf("calls %v, rejected %d", c, rejected)
 		}
@@ -421,7 +414,7 @@ func TestThrottleFormulaStatistical(t *testing.T) {
 // throttled.
 func TestThrottleWindowForgets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := mustNew(t, breaker.WithAdaptiveThrottle(2, 10*time.Second), breaker.WithRandom(func() float64 { return 0.5 }),
+		b := mustNew(t, breaker.WithAdaptiveThrottle(2, breaker.WithThrottleWindow(10*time.Second), breaker.WithRandom(func() float64 { return 0.5 })),
 			breaker.WithConsecutiveFailures(1e6))
 		ctx := context.Background()
 		for range 100 {
@@ -435,83 +428,4 @@ func TestThrottleWindowForgets(t *testing.T) {
 			t.Fatalf("after the window: %v", err)
 		}
 	})
-}
-
-func TestRetryOptionsInvalid(t *testing.T) {
-	tests := []struct {
-		name string
-		opts []breaker.Option
-	}{
-		{"negative retries", []breaker.Option{breaker.WithRetries(-1)}},
-		{"too many retries", []breaker.Option{breaker.WithRetries(101)}},
-		{"zero initial", []breaker.Option{breaker.WithBackoff(0, time.Second)}},
-		{"max below initial", []breaker.Option{breaker.WithBackoff(time.Second, time.Millisecond)}},
-		{"jitter 1", []breaker.Option{breaker.WithJitter(1)}},
-		{"negative jitter", []breaker.Option{breaker.WithJitter(-0.1)}},
-		{"nil predicate", []breaker.Option{breaker.WithRetryIf(nil)}},
-		{"nil budget", []breaker.Option{breaker.WithBudget(nil)}},
-		{"negative ratio", []breaker.Option{breaker.WithBudgetRatio(-1)}},
-		{"NaN floor", []breaker.Option{breaker.WithBudgetMinPerSecond(math.NaN())}},
-		{"short budget window", []breaker.Option{breaker.WithBudgetWindow(time.Millisecond)}},
-		{"throttle k below 1", []breaker.Option{breaker.WithAdaptiveThrottle(0.5, time.Minute)}},
-		{"throttle negative window", []breaker.Option{breaker.WithAdaptiveThrottle(2, -time.Second)}},
-		{"throttle negative k", []breaker.Option{breaker.WithAdaptiveThrottle(-2, time.Minute)}},
-		{"nil random", []breaker.Option{breaker.WithRandom(nil)}},
-		{"nil clock", []breaker.Option{breaker.WithClock(nil)}},
-		{"nil key func", []breaker.Option{breaker.WithKeyFunc(nil)}},
-		{"negative retry-after cap", []breaker.Option{breaker.WithRetryAfterCap(-1)}},
-		{"budget and tuning", func() []breaker.Option {
-			bud, _ := breaker.NewBudget()
-			return []breaker.Option{breaker.WithBudget(bud), breaker.WithBudgetRatio(0.2)}
-		}()},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := breaker.New("x", tt.opts...)
-			if !errors.Is(err, breaker.ErrInvalidConfig) || b != nil {
-				t.Fatalf("New = %v, %v; want nil, ErrInvalidConfig", b, err)
-			}
-		})
-	}
-	if _, err := breaker.NewBudget(breaker.WithRetries(1)); !errors.Is(err, breaker.ErrInvalidConfig) {
-		t.Fatalf("NewBudget with a breaker option: %v", err)
-	}
-	if _, err := breaker.NewBudget(breaker.WithBudgetRatio(-1)); !errors.Is(err, breaker.ErrInvalidConfig) {
-		t.Fatalf("NewBudget with a bad ratio: %v", err)
-	}
-}
-
-// TestFloatOptionsRejectNonFinite: every float option refuses NaN, +Inf and
-// -Inf at construction, from New, NewTransport and (for the budget
-// options) NewBudget.
-func TestFloatOptionsRejectNonFinite(t *testing.T) {
-	options := []struct {
-		name   string
-		opt    func(float64) breaker.Option
-		budget bool
-	}{
-		{"WithFailureRatio", func(f float64) breaker.Option { return breaker.WithFailureRatio(f, 10, time.Second, 0) }, false},
-		{"WithJitter", breaker.WithJitter, false},
-		{"WithBudgetRatio", breaker.WithBudgetRatio, true},
-		{"WithBudgetMinPerSecond", breaker.WithBudgetMinPerSecond, true},
-		{"WithAdaptiveThrottle", func(f float64) breaker.Option { return breaker.WithAdaptiveThrottle(f, time.Minute) }, false},
-	}
-	for _, o := range options {
-		for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-			t.Run(fmt.Sprint(o.name, "/", f), func(t *testing.T) {
-				if b, err := breaker.New("x", o.opt(f)); !errors.Is(err, breaker.ErrInvalidConfig) || b != nil {
-					t.Errorf("New = %v, %v; want nil, ErrInvalidConfig", b, err)
-				}
-				if err := breaker.NewTransport(nil, o.opt(f)).Err(); !errors.Is(err, breaker.ErrInvalidConfig) {
-					t.Errorf("NewTransport: Err = %v, want ErrInvalidConfig", err)
-				}
-				if !o.budget {
-					return
-				}
-				if b, err := breaker.NewBudget(o.opt(f)); !errors.Is(err, breaker.ErrInvalidConfig) || b != nil {
-					t.Errorf("NewBudget = %v, %v; want nil, ErrInvalidConfig", b, err)
-				}
-			})
-		}
-	}
 }

@@ -73,18 +73,14 @@ func TestRetryStorm(t *testing.T) {
 		}},
 		{"blastradius", func(t *testing.T, down http.RoundTripper) func() http.RoundTripper {
 			return func() http.RoundTripper {
-				tr := breaker.NewTransport(down, breaker.WithRetries(3), breaker.WithOpenDuration(openFor))
-				if tr.Err() != nil {
-					t.Fatal(tr.Err())
-				}
-				return tr
+				return mustTransport(t, down, breaker.WithRetries(3), breaker.WithOpenDuration(openFor))
 			}
 		}},
 		// Not asserted against the 1.1× target: the budget alone, with a
 		// breaker that never trips, per client and shared by all clients.
-		{"budget only, per client", func(_ *testing.T, down http.RoundTripper) func() http.RoundTripper {
+		{"budget only, per client", func(t *testing.T, down http.RoundTripper) func() http.RoundTripper {
 			return func() http.RoundTripper {
-				return breaker.NewTransport(down, breaker.WithRetries(3), breaker.WithConsecutiveFailures(1<<30))
+				return mustTransport(t, down, breaker.WithRetries(3), breaker.WithConsecutiveFailures(1<<30))
 			}
 		}},
 		{"budget only, shared", func(t *testing.T, down http.RoundTripper) func() http.RoundTripper {
@@ -93,7 +89,7 @@ func TestRetryStorm(t *testing.T) {
 				t.Fatal(err)
 			}
 			return func() http.RoundTripper {
-				return breaker.NewTransport(down, breaker.WithRetries(3), breaker.WithConsecutiveFailures(1<<30), breaker.WithBudget(shared))
+				return mustTransport(t, down, breaker.WithRetries(3, breaker.WithBudget(shared)), breaker.WithConsecutiveFailures(1<<30))
 			}
 		}},
 	}

@@ -20,13 +20,13 @@ type throttle struct {
 	now    func() time.Time
 }
 
-func newThrottle(c *config) (*throttle, error) {
-	w := c.throttleWin - c.throttleWin%windowBuckets
-	return &throttle{k: c.throttleK, win: window.New(w, windowBuckets, 2), random: c.random, now: c.now}, nil
+func newThrottle(c *throttleConfig, now func() time.Time) *throttle {
+	w := c.window - c.window%windowBuckets
+	return &throttle{k: c.k, win: window.New(w, windowBuckets, 2), random: c.random, now: now}
 }
 
 // probability returns max(0, (requests − k·accepts) / (requests + 1)) over
-// the window.
+// the window ending at now.
 func (t *throttle) probability(now time.Time) float64 {
 	var s [2]int64
 	t.win.Sums(now, s[:])
@@ -38,8 +38,7 @@ func (t *throttle) probability(now time.Time) float64 {
 // as a request that was not accepted.
 func (t *throttle) reject() bool {
 	now := t.now()
-	p := t.probability(now)
-	if p > 0 && t.random() < p {
+	if p := t.probability(now); p > 0 && t.random() < p {
 		t.win.Add(now, seriesAttempts, 1)
 		return true
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -18,8 +19,7 @@ const drainLimit = 64 << 10
 
 // Transport is an http.RoundTripper that sends each request through a
 // per-host Breaker, with retries, the retry budget and adaptive throttling
-// as configured. Create one with NewTransport; it is safe for concurrent
-// use.
+// as configured. It is safe for concurrent use.
 //
 //   - A transport error, a 5xx and a 429 are failures; any other status is a
 //     success. The classifier (DefaultClassifier unless WithClassifier) sees
@@ -44,39 +44,38 @@ const drainLimit = 64 << 10
 //   - A rejection returns no response and an error that matches ErrOpen
 //     (or ErrThrottled) through errors.Is, also through the *url.Error that
 //     http.Client wraps it in.
+//
+// The zero value is not usable: use NewTransport.
 type Transport struct {
-	base     http.RoundTripper
-	opts     []Option
-	key      func(*http.Request) string
-	retries  int
-	err      error
-	mu       sync.Mutex // serializes breaker creation
-	breakers sync.Map   // key → *Breaker
+	base          http.RoundTripper
+	cfg           config       // of every per-host breaker
+	log           *slog.Logger // shared by the per-host breakers, through one log budget
+	key           func(*http.Request) string
+	retryAfterCap time.Duration
+	mu            sync.Mutex // serializes breaker creation
+	breakers      sync.Map   // key → *Breaker
 }
 
 // NewTransport returns a Transport over base; nil base means
-// http.DefaultTransport. opts configure every per-host breaker (WithRetries,
-// WithBudget, WithAdaptiveThrottle, trip policies…) and the transport itself
-// (WithKeyFunc, WithRetryAfterCap). Without WithBudget each host gets its
-// own budget; pass one to share it.
-//
-// NewTransport returns the concrete type, which is an http.RoundTripper, so
-// it drops into http.Client{Transport: breaker.NewTransport(nil)}. It cannot
-// return an error: an invalid option makes every RoundTrip fail with an
-// error wrapping ErrInvalidConfig (Err reports it up front).
-func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
+// http.DefaultTransport. Options configure every per-host breaker
+// (WithRetries, WithAdaptiveThrottle, trip policies…); WithKeyFunc and
+// WithRetryAfterCap configure the transport. Without WithBudget each host
+// gets its own retry budget; pass one to share it. An invalid option yields
+// an error wrapping ErrInvalidConfig that names it.
+func NewTransport(base http.RoundTripper, opts ...TransportOption) (*Transport, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c := defaults()
+	c := transportConfig{breaker: defaults(), key: hostKey, retryAfterCap: DefaultRetryAfterCap}
 	for _, o := range opts {
-		o.apply(&c)
+		if o == nil {
+			continue
+		}
+		if err := o.applyTransport(&c); err != nil {
+			return nil, err
+		}
 	}
-	t := &Transport{base: base, opts: opts, key: c.keyFunc, retries: c.retries, err: c.validate("transport")}
-	if t.key == nil {
-		t.key = hostKey
-	}
-	return t
+	return &Transport{base: base, cfg: c.breaker, log: budgetLogger(&c.breaker), key: c.key, retryAfterCap: c.retryAfterCap}, nil
 }
 
 func hostKey(r *http.Request) string {
@@ -86,33 +85,24 @@ func hostKey(r *http.Request) string {
 	return r.Host
 }
 
-// Err returns the configuration error every RoundTrip would return, or nil.
-func (t *Transport) Err() error { return t.err }
-
 // Breaker returns the breaker for key (by default a request's URL host),
-// creating it if needed.
-func (t *Transport) Breaker(key string) (*Breaker, error) {
-	if t.err != nil {
-		return nil, t.err
-	}
+// creating it if needed. The breaker for the empty key is named "(none)".
+func (t *Transport) Breaker(key string) *Breaker {
 	if b, ok := t.breakers.Load(key); ok {
-		return b.(*Breaker), nil
+		return b.(*Breaker)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if b, ok := t.breakers.Load(key); ok {
-		return b.(*Breaker), nil
+		return b.(*Breaker)
 	}
 	name := key
 	if name == "" {
 		name = "(none)"
 	}
-	b, err := New(name, t.opts...)
-	if err != nil {
-		return nil, err
-	}
+	b := newBreaker(name, &t.cfg, t.log)
 	t.breakers.Store(key, b)
-	return b, nil
+	return b
 }
 
 // CloseIdleConnections closes the base transport's idle connections, if it
@@ -126,17 +116,13 @@ func (t *Transport) CloseIdleConnections() {
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	b, err := t.Breaker(t.key(req))
-	if err != nil {
-		closeBody(req)
-		return nil, err
-	}
+	b := t.Breaker(t.key(req))
 	retries := 0
 	if replayable(req) {
 		retries = b.retries
 	}
 	ctx := req.Context()
-	c := &roundTrip{base: t.base, req: req, now: b.now}
+	c := &roundTrip{base: t.base, req: req, now: b.now, retryAfterCap: t.retryAfterCap}
 	// The base transport gives up when Request.Cancel is closed: by
 	// http.Client on its Timeout (it arms Request.Cancel for a RoundTripper
 	// it does not know, such as this one), or by a caller who cancels. In
@@ -149,7 +135,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		defer cancel()
 		c.cancel = cancel
 	}
-	err = b.run(ctx, c.do, retries)
+	err := b.run(ctx, c.do, retries)
 	if err == nil {
 		return c.resp, nil
 	}
@@ -190,9 +176,10 @@ func replayable(r *http.Request) bool {
 
 // roundTrip is the state of one RoundTrip across its attempts.
 type roundTrip struct {
-	base http.RoundTripper
-	req  *http.Request
-	now  func() time.Time
+	base          http.RoundTripper
+	req           *http.Request
+	now           func() time.Time
+	retryAfterCap time.Duration
 	// cancel cancels the context of the attempts, when the request has a
 	// Request.Cancel; nil otherwise.
 	cancel context.CancelFunc
@@ -225,7 +212,7 @@ func (c *roundTrip) do(ctx context.Context) error {
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		c.last = &statusError{resp: resp}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			c.last.wait = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+			c.last.wait = min(parseRetryAfter(resp.Header.Get("Retry-After"), c.now()), c.retryAfterCap)
 		}
 		return c.last
 	}
@@ -253,7 +240,7 @@ func (c *roundTrip) legacyCanceled(ctx context.Context) bool {
 // statusError is a response that counts as a failure.
 type statusError struct {
 	resp     *http.Response
-	wait     time.Duration // from Retry-After
+	wait     time.Duration // from Retry-After, capped
 	released bool
 }
 

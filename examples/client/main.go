@@ -47,15 +47,14 @@ func run(ctx context.Context, out io.Writer) error {
 	}))
 	defer srv.Close()
 
-	tr := breaker.NewTransport(nil,
-		breaker.WithRetries(2),
-		breaker.WithBackoff(time.Millisecond, 5*time.Millisecond),
+	tr, err := breaker.NewTransport(nil,
+		breaker.WithRetries(2, breaker.WithBackoff(time.Millisecond, 5*time.Millisecond)),
 		breaker.WithConsecutiveFailures(5),
 		breaker.WithOpenDuration(time.Minute),
 		breaker.WithMeterProvider(mp),
 		breaker.WithLogger(slog.New(slog.DiscardHandler)),
 	)
-	if err := tr.Err(); err != nil {
+	if err != nil {
 		return err
 	}
 	defer tr.CloseIdleConnections()
@@ -93,10 +92,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := phase("outage (every call 500):", 20); err != nil {
 		return err
 	}
-	b, err := tr.Breaker(srv.Listener.Addr().String())
-	if err != nil {
-		return err
-	}
+	b := tr.Breaker(srv.Listener.Addr().String())
 	fmt.Fprintf(out, "breaker %q is %s\n", b.Name(), b.State())
 	fmt.Fprintln(out, "-- metrics:")
 	return metricsprint.Print(ctx, out, reader, "blastradius.breaker.")
