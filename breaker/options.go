@@ -14,7 +14,7 @@ import (
 
 // Option configures a Breaker in New. Every Option is also a
 // TransportOption: given to NewTransport, it configures each per-host
-// breaker.
+// breaker. A nil Option is skipped, as are nil options of the other kinds.
 type Option interface {
 	TransportOption
 	applyBreaker(*config) error
@@ -300,7 +300,8 @@ func WithClock(now func() time.Time) Option {
 // breaker is not open, and the backoff wait fits before ctx's deadline.
 // opts tune the backoff (WithBackoff, WithJitter), what is retried
 // (WithRetryIf) and the budget: a breaker draws from a budget of its own,
-// tuned by BudgetOptions, unless WithBudget shares one.
+// tuned by BudgetOptions, unless WithBudget shares one. A later WithRetries
+// replaces an earlier one.
 func WithRetries(n int, opts ...RetryOption) Option {
 	return option(func(c *config) error {
 		if n < 0 || n > 100 {
@@ -414,7 +415,8 @@ func WithBudgetWindow(d time.Duration) BudgetOption {
 // attempts of the window (throttled ones included) and accepts those that
 // succeeded. k is in [1, 100]; a lower k throttles sooner, and the book
 // suggests DefaultThrottleK. opts set the window (WithThrottleWindow) and
-// the random source (WithRandom).
+// the random source (WithRandom). A later WithAdaptiveThrottle replaces an
+// earlier one.
 func WithAdaptiveThrottle(k float64, opts ...ThrottleOption) Option {
 	return option(func(c *config) error {
 		if math.IsNaN(k) || k < 1 || k > 100 {
