@@ -174,9 +174,12 @@ type guard struct {
 	stats *runStats
 
 	seq       atomic.Int64 // calls of the new arm recorded by the guard
-	nextCheck atomic.Int64 // seq at which the next checkpoint is due
+	nextCheck atomic.Int64 // seq at which checkpoint is next called: the next checkpoint, or a look that waits
 
 	mu       sync.Mutex
+	due      int64    // seq of the next checkpoint
+	waiting  bool     // the last checkpoint's look waits for the old arm's minimum samples
+	lookBase totals   // the start of the last checkpoint's window
 	base     totals   // counts at creation or at the last Resume
 	snaps    []totals // counts at the last window/checkEvery checkpoints, oldest first
 	stepBase totals   // counts when the guard last allowed a promotion
@@ -191,7 +194,8 @@ type guard struct {
 func newGuard(cfg guardConfig) *guard {
 	gd := &guard{cfg: cfg, alpha: 1 - cfg.confidence}
 	gd.zHold = criticalZ(gd.alpha)
-	gd.nextCheck.Store(cfg.checkEvery)
+	gd.due = cfg.checkEvery
+	gd.nextCheck.Store(gd.due)
 	return gd
 }
 
@@ -267,41 +271,68 @@ func (gd *guard) limitsLocked(w totals) verdict {
 	return verdict{}
 }
 
-// checkpoint moves the window by one checkpoint and looks: it checks the
-// absolute limits, then, if both arms have the minimum samples, runs the
-// z-test at the critical value of this look.
+// checkpoint is called when the new arm's calls reach nextCheck. At a
+// checkpoint (every checkEvery calls of the new arm) it moves the window by
+// one step and checks the absolute limits; then, at the checkpoint or
+// later, it looks once: it runs the z-test at this look's critical value as
+// soon as both arms have the minimum samples in the window. While the old
+// arm lacks them, it sets nextCheck to when the old arm should have them,
+// at the rate it has been called, but no later than the next checkpoint.
 func (gd *guard) checkpoint(s int64) {
 	gd.mu.Lock()
 	if s < gd.nextCheck.Load() {
 		gd.mu.Unlock()
-		return // another goroutine took this checkpoint
+		return // another goroutine took this call
 	}
-	gd.nextCheck.Store(s + gd.cfg.checkEvery)
 	cur := gd.totals()
-	w := cur.sub(gd.windowBaseLocked())
-	if int64(len(gd.snaps)) == gd.cfg.window/gd.cfg.checkEvery {
-		gd.snaps = append(gd.snaps[:0], gd.snaps[1:]...)
+	var v verdict
+	if s >= gd.due {
+		gd.due = s + gd.cfg.checkEvery
+		gd.lookBase = gd.windowBaseLocked()
+		if int64(len(gd.snaps)) == gd.cfg.window/gd.cfg.checkEvery {
+			gd.snaps = append(gd.snaps[:0], gd.snaps[1:]...)
+		}
+		gd.snaps = append(gd.snaps, cur)
+		gd.waiting = true
+		v = gd.limitsLocked(cur.sub(gd.lookBase))
 	}
-	gd.snaps = append(gd.snaps, cur)
-	v := gd.limitsLocked(w)
-	if v.reason == "" && gd.tripped == "" && gd.g.state.Load()&killedBit == 0 &&
-		w.new.n >= gd.cfg.minSamples && w.old.n >= gd.cfg.minSamples {
-		gd.looks++
-		n := float64(cur.new.n - gd.base.new.n)
-		a := gd.spent(n) - gd.spent(gd.lastN)
-		gd.lastN = n
-		z, crit := zScore(w), criticalZ(a)
-		gd.lastZ, gd.lastCrit = z, crit
-		if z >= crit {
-			p := fisherP(w)
-			gd.lastP = p
-			if p <= a {
-				v.reason = fmt.Sprintf("%s, z=%.1f (limit %.2f at look %d; Fisher p=%.2g)", rates(w), z, crit, gd.looks, p)
-			}
+	next := gd.due
+	w, least := cur.sub(gd.lookBase), gd.cfg.minSamples
+	if gd.waiting && v.reason == "" && gd.tripped == "" && gd.g.state.Load()&killedBit == 0 && w.new.n >= least {
+		switch {
+		case w.old.n >= least:
+			gd.waiting = false
+			v = gd.lookLocked(cur, w)
+		case w.old.n > 0:
+			// The new arm's calls until the old arm has least, rounded up.
+			wait := ((least-w.old.n)*w.new.n + w.old.n - 1) / w.old.n
+			next = min(next, s+wait)
 		}
 	}
+	gd.nextCheck.Store(next)
 	gd.mu.Unlock()
 	gd.trip(v)
+}
+
+// lookLocked runs the z-test on the window w, at the counts cur, with the
+// error rate that the spending function gives this look. gd.mu must be
+// held.
+func (gd *guard) lookLocked(cur, w totals) verdict {
+	gd.looks++
+	n := float64(cur.new.n - gd.base.new.n)
+	a := gd.spent(n) - gd.spent(gd.lastN)
+	gd.lastN = n
+	z, crit := zScore(w), criticalZ(a)
+	gd.lastZ, gd.lastCrit = z, crit
+	if z < crit {
+		return verdict{}
+	}
+	p := fisherP(w)
+	gd.lastP = p
+	if p > a {
+		return verdict{}
+	}
+	return verdict{fmt.Sprintf("%s, z=%.1f (limit %.2f at look %d; Fisher p=%.2g)", rates(w), z, crit, gd.looks, p)}
 }
 
 // spent is the error rate spent by the time the new arm has made n calls
@@ -346,7 +377,8 @@ func (gd *guard) reset() {
 	gd.looks, gd.lastN = 0, 0
 	gd.lastZ, gd.lastCrit, gd.lastP = 0, 0, 0
 	gd.tripped = ""
-	gd.nextCheck.Store(gd.seq.Load() + gd.cfg.checkEvery)
+	gd.due, gd.waiting = gd.seq.Load()+gd.cfg.checkEvery, false
+	gd.nextCheck.Store(gd.due)
 	gd.mu.Unlock()
 }
 

@@ -80,6 +80,28 @@ func TestGuardAbsoluteLimits(t *testing.T) {
 	})
 }
 
+// TestGuardLooksWhenTheOldArmCatchesUp: at the checkpoint of 500 new-arm
+// calls the old arm has only 480, so the look waits; it happens as soon as
+// the old arm has its 500, not at the next checkpoint 500 calls later.
+func TestGuardLooksWhenTheOldArmCatchesUp(t *testing.T) {
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(50), rollout.WithGuard())
+	record(g, "old", "ok", 480)
+	record(g, "new", "error", 50)
+	record(g, "new", "ok", 450) // the checkpoint: old arm short
+	if gs, _ := g.Guard(); gs.Looks != 0 || g.Status().Killed {
+		t.Fatalf("looked with the old arm short: %+v", gs)
+	}
+	record(g, "old", "ok", 20)
+	for range 21 { // 500/480 new-arm calls per old-arm call: back after 21
+		record(g, "new", "ok", 1)
+	}
+	st := g.Status()
+	gs, _ := g.Guard()
+	if !st.Killed || gs.Looks != 1 || !strings.HasPrefix(st.Reason, "new 9.6% failures (50/521) vs old 0.0% (0/500), z=") {
+		t.Fatalf("killed %v after %d looks, reason %q", st.Killed, gs.Looks, st.Reason)
+	}
+}
+
 func TestGuardVetoesPromotion(t *testing.T) {
 	clock := newClock()
 	g, _ := rollout.New("lookup-v2", rollout.WithClock(clock.Now), rollout.WithGuard(),

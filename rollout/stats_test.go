@@ -1,27 +1,149 @@
 package rollout_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
 	"testing"
 
-	"github.com/blastradius/blastradius/rollout"
 	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/blastradius/blastradius/rollout"
 )
 
-// simulate runs one simulated rollout: blocks of 500 calls per arm, old
-// failing with probability pOld and new with pNew, recorded straight into a
-// guarded gate. It returns the number of calls per arm after which the
-// guard killed the gate, or 0 if it never did within maxPerArm.
-func simulate(r *rand.Rand, pOld, pNew float64, maxPerArm int, opts ...rollout.GuardOption) int {
-	return simulateRatio(r, pOld, pNew, maxPerArm, 1, opts...)
+// The figures of the package documentation on the guard come from these
+// tests. They run whole rollouts through Run: a gate at 50% routes real
+// keys by their hash, so the arms' counts at a checkpoint differ as they
+// do in production. Every rollout is seeded; no clock is read.
+
+// simKeys are the keys of the simulated rollouts. Each rollout salts its
+// gate differently, so each routes these keys afresh.
+var simKeys = sync.OnceValue(func() []string {
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("account-%d", i)
+	}
+	return keys
+})
+
+var errSim = errors.New("simulated failure")
+
+// simulateRun runs one rollout through Run: a guarded gate at percent,
+// salted by seq, routes the keys in turn to an old arm that fails with
+// probability pOld and a new arm that fails with probability pNew (both
+// drawn from r), until the new arm has made maxNew calls or the guard has
+// killed the gate. It returns the new arm's calls when the guard killed the
+// gate, or 0 if it never did.
+func simulateRun(r *rand.Rand, seq int, percent, pOld, pNew float64, maxNew int) int {
+	g, err := rollout.New("sim", rollout.WithSalt(fmt.Sprint("sim-", seq)), rollout.WithPercent(percent),
+		rollout.WithMeterProvider(noop.NewMeterProvider()), rollout.WithGuard())
+	if err != nil {
+		panic(err)
+	}
+	arm := func(p float64, calls *int) func(context.Context) (int, error) {
+		return func(context.Context) (int, error) {
+			*calls++
+			if r.Float64() < p {
+				return 0, errSim
+			}
+			return 0, nil
+		}
+	}
+	var oldCalls, newCalls int
+	old, neu := arm(pOld, &oldCalls), arm(pNew, &newCalls)
+	ctx, keys := context.Background(), simKeys()
+	// A killed gate routes every key to old, so newCalls stops at the
+	// kill and the gate need only be read now and then.
+	for i := 1; newCalls < maxNew; i++ {
+		_, _ = rollout.Run(ctx, g, keys[i%len(keys)], old, neu)
+		if i%256 == 0 && g.Status().Killed {
+			break
+		}
+	}
+	if !g.Status().Killed {
+		return 0
+	}
+	return newCalls
 }
 
-// simulateRatio is simulate with oldPerNew calls of the old arm for each
-// call of the new one, as Run sees at a gate of 100/(1+oldPerNew) percent.
-func simulateRatio(r *rand.Rand, pOld, pNew float64, maxPerArm, oldPerNew int, opts ...rollout.GuardOption) int {
+// rollouts runs 500 seeded rollouts through simulateRun at 50% and returns
+// when each tripped (0: never).
+func rollouts(seed uint64, pOld, pNew float64, maxNew int) []int {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	at := make([]int, 500)
+	for i := range at {
+		at[i] = simulateRun(r, i, 50, pOld, pNew, maxNew)
+	}
+	return at
+}
+
+// share is the share of trip points in (0, n].
+func share(at []int, n int) float64 {
+	k := 0
+	for _, a := range at {
+		if a > 0 && a <= n {
+			k++
+		}
+	}
+	return float64(k) / float64(len(at))
+}
+
+// TestGuardFalseAlarmRate: both arms fail 1% of the time. Over 500 seeded
+// rollouts of 10,000 new-arm calls (20 checkpoints, the window sliding
+// after 10), at most 2% may trip: the bound is α = 1%, and 2% leaves room
+// for the sampling error of 500 rollouts.
+func TestGuardFalseAlarmRate(t *testing.T) {
+	t.Parallel()
+	rate := share(rollouts(1, 0.01, 0.01, 10_000), 10_000)
+	t.Logf("false alarms: %.1f%% of 500 rollouts at 50%%, both arms failing 1%%, 10,000 new-arm calls", 100*rate)
+	if rate > 0.02 {
+		t.Errorf("false-alarm rate %.1f%% > 2%%", 100*rate)
+	}
+}
+
+// TestGuardPower: old fails 0.1%, new 1%. At least 80% of 500 seeded
+// rollouts must trip within 2,000 new-arm calls.
+func TestGuardPower(t *testing.T) {
+	t.Parallel()
+	at := rollouts(3, 0.001, 0.01, 2_000)
+	rate := share(at, 2_000)
+	t.Logf("power: %.1f%% of 500 rollouts at 50%% tripped within 2,000 new-arm calls (within 500/1,000/1,500: %.1f/%.1f/%.1f%%)",
+		100*rate, 100*share(at, 500), 100*share(at, 1_000), 100*share(at, 1_500))
+	if rate < 0.8 {
+		t.Errorf("power %.1f%% < 80%%", 100*rate)
+	}
+}
+
+// TestGuardFirstLook: every checkpoint gets its look. At 50%, the old arm
+// has fewer than the minimum 500 calls at the first checkpoint about half
+// the time; the look then waits for it rather than being skipped. Old
+// fails 0.1%, new 3%, which the first look mostly catches: at least 70%
+// of 500 rollouts must trip within 750 new-arm calls (when the first look
+// was skipped instead, about 40% did).
+func TestGuardFirstLook(t *testing.T) {
+	t.Parallel()
+	at := rollouts(11, 0.001, 0.03, 1_000)
+	rate := share(at, 750)
+	t.Logf("%.1f%% of 500 rollouts at 50%% tripped within 750 new-arm calls, %.1f%% within 1,000", 100*rate, 100*share(at, 1_000))
+	if rate < 0.7 {
+		t.Errorf("%.1f%% tripped within 750 new-arm calls, want at least 70%%", 100*rate)
+	}
+}
+
+// simulateRatio runs one rollout recorded straight into a guarded gate, in
+// blocks of 500 new-arm calls and oldPerNew times as many old-arm calls, as
+// Run sees at a gate of 100/(1+oldPerNew) percent: the old arm failing with
+// probability pOld and the new with pNew. It returns the new arm's calls
+// after which the guard killed the gate, or 0 if it never did within
+// maxPerArm.
+func simulateRatio(r *rand.Rand, pOld, pNew float64, maxPerArm, oldPerNew int) int {
 	g, err := rollout.New("sim", rollout.WithPercent(50), rollout.WithMeterProvider(noop.NewMeterProvider()),
-		rollout.WithGuard(opts...))
+		rollout.WithGuard())
 	if err != nil {
 		panic(err)
 	}
@@ -51,46 +173,6 @@ func simulateRatio(r *rand.Rand, pOld, pNew float64, maxPerArm, oldPerNew int, o
 	return 0
 }
 
-// TestGuardFalseAlarmRate: both arms fail 1% of the time. Over 500 seeded
-// rollouts of 10,000 calls per arm (20 looks, the window sliding after
-// 10), at most 2% may trip.
-func TestGuardFalseAlarmRate(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	const runs = 500
-	trips := 0
-	for range runs {
-		if simulate(r, 0.01, 0.01, 10_000) > 0 {
-			trips++
-		}
-	}
-	rate := float64(trips) / runs
-	t.Logf("false alarms: %d of %d rollouts (%.1f%%), both arms failing 1%%, 10,000 calls per arm", trips, runs, 100*rate)
-	if rate > 0.02 {
-		t.Errorf("false-alarm rate %.1f%% > 2%%", 100*rate)
-	}
-}
-
-// TestGuardPower: old fails 0.1%, new 1%. At least 80% of 500 seeded
-// rollouts must trip within 2,000 calls per arm.
-func TestGuardPower(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	const runs = 500
-	trips := 0
-	at := map[int]int{}
-	for range runs {
-		if n := simulate(r, 0.001, 0.01, 2_000); n > 0 {
-			trips++
-			at[n]++
-		}
-	}
-	rate := float64(trips) / runs
-	t.Logf("power: %d of %d rollouts tripped within 2,000 calls per arm (%.1f%%); tripped at 500/1000/1500/2000: %d/%d/%d/%d",
-		trips, runs, 100*rate, at[500], at[1000], at[1500], at[2000])
-	if rate < 0.8 {
-		t.Errorf("power %.1f%% < 80%%", 100*rate)
-	}
-}
-
 // TestGuardFalseAlarmRateFewFailures checks the regime where the normal
 // approximation alone is anti-conservative: a low base rate (0.2%) and an
 // old arm with 9× the new arm's calls (a gate at 10%), so the new arm sees
@@ -109,4 +191,27 @@ func TestGuardFalseAlarmRateFewFailures(t *testing.T) {
 	if rate > 0.02 {
 		t.Errorf("false-alarm rate %.1f%% > 2%%", 100*rate)
 	}
+}
+
+// TestGuardFigures measures the package documentation's figures over more
+// rollouts than the tests above: 500 per seed, for the number of seeds in
+// ROLLOUT_GUARD_SEEDS (the documentation's figures: 10). Without it, it is
+// skipped.
+//
+//	ROLLOUT_GUARD_SEEDS=10 go test -run TestGuardFigures -v ./rollout/
+func TestGuardFigures(t *testing.T) {
+	seeds, _ := strconv.Atoi(os.Getenv("ROLLOUT_GUARD_SEEDS"))
+	if seeds < 1 {
+		t.Skip("set ROLLOUT_GUARD_SEEDS to measure")
+	}
+	var falseAlarms, power, first float64
+	for s := range uint64(seeds) {
+		falseAlarms += share(rollouts(1000+2*s, 0.01, 0.01, 10_000), 10_000)
+		power += share(rollouts(100+2*s, 0.001, 0.01, 2_000), 2_000)
+		first += share(rollouts(3000+2*s, 0.001, 0.03, 1_000), 750)
+	}
+	n := float64(seeds)
+	t.Logf("%d rollouts each, gate at 50%% through Run: both arms failing 1%%: %.2f%% tripped within 10,000 new-arm calls; "+
+		"old 0.1%% vs new 1%%: %.2f%% within 2,000; old 0.1%% vs new 3%%: %.2f%% within 750",
+		500*seeds, 100*falseAlarms/n, 100*power/n, 100*first/n)
 }
