@@ -283,10 +283,9 @@ func (t naiveRetry) RoundTrip(req *http.Request) (*http.Response, error) {
 // i1Transport is the fleet's client with blastradius: a per-host breaker
 // that trips on a failure ratio, 3 retries drawn from the default retry
 // budget (10% of requests plus 10 per second), jittered backoff.
-func i1Transport() *breaker.Transport {
+func i1Transport() (*breaker.Transport, error) {
 	return breaker.NewTransport(nil,
-		breaker.WithRetries(3),
-		breaker.WithBackoff(time.Millisecond, 10*time.Millisecond),
+		breaker.WithRetries(3, breaker.WithBackoff(time.Millisecond, 10*time.Millisecond)),
 		breaker.WithFailureRatio(0.5, 50, 10*time.Second, time.Second),
 		breaker.WithLogger(slog.New(slog.DiscardHandler)),
 	)
@@ -316,7 +315,12 @@ func runI1(ctx context.Context, cfg config) ([]figure, error) {
 	// still-broken server. The budget and breaker cap the amplification.
 	var depth i1Stats
 	depthSrv := i1NaiveServer(&depth)
-	dt := i1Transport()
+	dt, err := i1Transport()
+	if err != nil {
+		depthSrv.Close()
+		srv.Close()
+		return nil, err
+	}
 	depthStart := time.Now()
 	_, err = i1Fleet(ctx, depthSrv.URL, &http.Client{Transport: dt}, toks)
 	depthSecs := time.Since(depthStart).Seconds()
@@ -335,7 +339,10 @@ func runI1(ctx context.Context, cfg config) ([]figure, error) {
 		return nil, err
 	}
 	defer esrv.Close()
-	et := i1Transport()
+	et, err := i1Transport()
+	if err != nil {
+		return nil, err
+	}
 	defer et.CloseIdleConnections()
 	servedWith, err := i1Fleet(ctx, esrv.URL, &http.Client{Transport: et}, toks)
 	if err != nil && !errors.Is(err, breaker.ErrOpen) {
