@@ -286,11 +286,11 @@ func (s *Syncer) sync(ctx context.Context) error {
 }
 
 func (s *Syncer) afterApply(ctx context.Context) {
-	s.heartbeat(ctx, false)
-	s.readyOnce.Do(func() { close(s.ready) })
 	if s.cfg.onApply != nil {
 		s.cfg.onApply(s.Status())
 	}
+	s.heartbeat(ctx, false)
+	s.readyOnce.Do(func() { close(s.ready) })
 }
 
 // apply applies the records of snap that are new to the instance, in

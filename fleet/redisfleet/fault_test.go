@@ -1,6 +1,7 @@
 package redisfleet_test
 
 import (
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,9 @@ func TestHangFailsStatic(t *testing.T) {
 				case <-stop:
 					return
 				default:
+				}
+				if i%64 == 0 {
+					runtime.Gosched() // a service also waits on I/O
 				}
 				k := i % len(keys)
 				if g.Enabled(keys[k]) != want[k] {
