@@ -44,7 +44,8 @@ type Instance struct {
 	Rejected *Rejection `json:"rejected,omitempty"`
 	// Stale reports that the instance has not reached the store for longer
 	// than its bound (WithStaleAfter): it serves its last good state.
-	// LastContact is its last successful read or heartbeat.
+	// LastContact is when it last confirmed its state current: a
+	// successful read, or a heartbeat that showed the head it has applied.
 	Stale       bool      `json:"stale"`
 	LastContact time.Time `json:"last_contact,omitzero"`
 	// StoreError is the last error of a store call, if the last call failed.

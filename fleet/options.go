@@ -122,9 +122,10 @@ func WithReconcileInterval(d time.Duration) Option {
 	})
 }
 
-// WithStaleAfter sets the bound after which an instance that has not
-// reached the store (no successful read or heartbeat) reports itself
-// stale. The default is 3 heartbeat intervals.
+// WithStaleAfter sets the bound after which an instance that could not
+// confirm its state is current (no successful read, and no heartbeat that
+// showed the head it has applied) reports itself stale. The default is 3
+// heartbeat intervals.
 func WithStaleAfter(d time.Duration) Option {
 	return option(func(c *config) error {
 		if err := positive("stale-after bound", d); err != nil {

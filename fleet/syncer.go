@@ -426,8 +426,11 @@ func (s *Syncer) heartbeat(ctx context.Context, stopped bool) {
 		}
 		return
 	}
-	s.contact()
-	if head != in.Applied && !stopped {
+	// A heartbeat that shows the applied head confirms the state is
+	// current; any other head needs a read first.
+	if head == in.Applied {
+		s.contact()
+	} else if !stopped {
 		s.signal()
 	}
 }

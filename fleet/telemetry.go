@@ -60,7 +60,7 @@ func newMetrics(mp metric.MeterProvider, s *Syncer) *metrics {
 	}
 	obs := telemetry.ObserveOpts(attribute.String(attrInstance, s.cfg.id))
 	g, err := m.Float64ObservableGauge("blastradius.fleet.staleness",
-		metric.WithDescription("Seconds since a fleet instance last reached its store (successful read or heartbeat)."),
+		metric.WithDescription("Seconds since a fleet instance last confirmed its state current with its store (a successful read, or a heartbeat showing the applied head)."),
 		metric.WithUnit("s"))
 	if err != nil {
 		otel.Handle(err)

@@ -380,8 +380,12 @@ func (b *bench) hangs() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.out, "hang (SIGSTOP) %v: %d Enabled calls on %d instances, %d changed answers; all stale after %v; resynced %v after SIGCONT; next kill applied on all in %v\n",
-		b.cfg.hang, calls.Load(), len(b.ins), changes.Load(), staleAll.Round(time.Millisecond), resync.Round(time.Millisecond), latest(got).Sub(t0).Round(time.Microsecond))
+	stale := "not all stale within the hang (bound 2s)"
+	if staleAll > 0 {
+		stale = "all stale after " + staleAll.Round(time.Millisecond).String()
+	}
+	fmt.Fprintf(b.out, "hang (SIGSTOP) %v: %d Enabled calls on %d instances, %d changed answers; %s; resynced %v after SIGCONT; next kill applied on all in %v\n",
+		b.cfg.hang, calls.Load(), len(b.ins), changes.Load(), stale, resync.Round(time.Millisecond), latest(got).Sub(t0).Round(time.Microsecond))
 	return nil
 }
 
