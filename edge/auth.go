@@ -145,8 +145,7 @@ func AuthResultFrom(ctx context.Context) (AuthResult, bool) {
 type auth[P any] struct {
 	verify   func(context.Context, string) (P, error)
 	cfg      authConfig
-	budget   *LogBudget
-	logKeys  [numReasons]*reasonKey       // "edge: auth failed", per reason
+	logKeys  [numReasons]*logKey          // "edge: auth failed", per reason
 	results  *telemetry.Counts            // atomic, read when the SDK collects
 	index    [numOutcomes][numReasons]int // (outcome, reason) -> results index
 	failed   AuthResult                   // template
@@ -190,9 +189,9 @@ func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts
 	if a.verify == nil {
 		invalid("Auth(nil): nil verify")
 	}
-	a.budget = a.cfg.budgetFor()
+	budget := a.cfg.budget()
 	for r := range numReasons {
-		a.logKeys[r] = a.budget.key("edge: auth failed", r.String())
+		a.logKeys[r] = newLogKey(budget, "edge: auth failed", r.String())
 	}
 	var sets [][]attribute.KeyValue
 	for o := range numOutcomes {
@@ -252,11 +251,11 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	switch reason {
 	case ReasonPanic: // logged by call, with the stack
 	case ReasonMissing, ReasonCanceled:
-		a.budget.logReason(ctx, slog.LevelDebug, a.logKeys[reason], func(rec *slog.Record) {
+		a.logKeys[reason].log(ctx, slog.LevelDebug, func(rec *slog.Record) {
 			rec.AddAttrs(slog.String("path", r.URL.Path))
 		})
 	default:
-		a.budget.logReason(ctx, slog.LevelWarn, a.logKeys[reason], func(rec *slog.Record) {
+		a.logKeys[reason].log(ctx, slog.LevelWarn, func(rec *slog.Record) {
 			rec.AddAttrs(slog.String("path", r.URL.Path), slog.Any("error", err))
 		})
 	}
@@ -286,7 +285,7 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err
 			// Logged here, while the panicking stack is still live, so the
 			// stack is only captured if the budget passes the record.
 			var st *stackValue
-			a.budget.logReason(ctx, slog.LevelError, a.logKeys[ReasonPanic], func(rec *slog.Record) {
+			a.logKeys[ReasonPanic].log(ctx, slog.LevelError, func(rec *slog.Record) {
 				st = &stackValue{}
 				st.live.Store(true)
 				rec.AddAttrs(slog.Any("panic", v), slog.Any("stack", st))

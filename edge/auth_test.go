@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
 type user struct{ Name string }
@@ -71,7 +72,7 @@ func TestAuthReasons(t *testing.T) {
 	for _, required := range []bool{false, true} {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("required=%v/%s", required, tt.name), func(t *testing.T) {
-				m := newMetrics(t)
+				m := metrictest.New(t)
 				logs := &capture{}
 				var calls atomic.Int32
 				verify := func(ctx context.Context, tok string) (user, error) {
@@ -148,10 +149,10 @@ func TestAuthReasons(t *testing.T) {
 				if tt.reason != edge.ReasonNone {
 					kv = append(kv, "reason", tt.reason.String())
 				}
-				if n := m.sum(t, "blastradius.edge.auth.results", kv...); n != 1 {
+				if n := m.Sum("blastradius.edge.auth.results", kv...); n != 1 {
 					t.Errorf("auth.results%v = %d, want 1", kv, n)
 				}
-				if n := m.total(t, "blastradius.edge.auth.results"); n != 1 {
+				if n := m.Total("blastradius.edge.auth.results"); n != 1 {
 					t.Errorf("auth.results total = %d, want 1", n)
 				}
 				wantLogs := 1
@@ -264,7 +265,7 @@ func TestAuthClientGone(t *testing.T) {
 	for _, required := range []bool{false, true} {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("required=%v/%s", required, tt.name), func(t *testing.T) {
-				m := newMetrics(t)
+				m := metrictest.New(t)
 				logs := &capture{}
 				opts := []edge.AuthOption{edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs))}
 				result := "anonymous"
@@ -292,10 +293,10 @@ func TestAuthClientGone(t *testing.T) {
 				if want := map[bool]int{false: 200, true: 401}[required]; rec.Code != want {
 					t.Errorf("code %d, want %d", rec.Code, want)
 				}
-				if n := m.sum(t, "blastradius.edge.auth.results", "result", result, "reason", tt.reason); n != 1 {
+				if n := m.Sum("blastradius.edge.auth.results", "result", result, "reason", tt.reason); n != 1 {
 					t.Errorf("auth.results{%s, %s} = %d, want 1", result, tt.reason, n)
 				}
-				if n := m.total(t, "blastradius.edge.auth.results"); n != 1 {
+				if n := m.Total("blastradius.edge.auth.results"); n != 1 {
 					t.Errorf("auth.results total = %d, want 1", n)
 				}
 				recs := logs.all()

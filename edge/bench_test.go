@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/metrictest"
 	"golang.org/x/time/rate"
 )
 
@@ -58,7 +59,7 @@ func runBench(b *testing.B, h http.Handler, r *http.Request) {
 // counted, logged within budget, continued as anonymous), and the naive
 // middleware on the same bad token (500 plus a stack trace in the log).
 func BenchmarkAuth(b *testing.B) {
-	m := newMetrics(b)
+	m := metrictest.New(b)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	auth := edge.Auth(floodVerify, edge.WithMeterProvider(m), edge.WithLogger(logger))(noop)
 	valid, bad := benchRequest("Bearer v2.user42"), benchRequest("Bearer v1:user42")

@@ -1,10 +1,10 @@
 package edge_test
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"math"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +18,7 @@ import (
 // option and its value. A later invalid option does not quietly undo an
 // earlier valid one.
 func TestInvalidOptionsPanic(t *testing.T) {
-	quiet := edge.WithLogger(slog.New(discard{}))
+	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
 	tests := []struct {
 		name  string
 		build func()
@@ -29,12 +29,6 @@ func TestInvalidOptionsPanic(t *testing.T) {
 		{"empty cookie", func() { edge.Auth(verifyUser, edge.WithCookie(""), quiet) }, `WithCookie("")`},
 		{"zero token size", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(0), quiet) }, "WithMaxTokenSize(0)"},
 		{"negative token size", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(-1), quiet) }, "WithMaxTokenSize(-1)"},
-		{"nil logger (Auth)", func() { edge.Auth(verifyUser, edge.WithLogger(nil)) }, "WithLogger(nil)"},
-		{"nil logger (Recover)", func() { edge.Recover(edge.WithLogger(nil)) }, "WithLogger(nil)"},
-		{"nil logger (Shed)", func() { edge.Shed(edge.WithLogger(nil)) }, "WithLogger(nil)"},
-		{"nil log budget", func() { edge.Recover(edge.WithLogBudget(nil)) }, "WithLogBudget(nil)"},
-		{"nil clock (Shed)", func() { edge.Shed(edge.WithClock(nil), quiet) }, "WithClock(nil)"},
-		{"nil clock (NewLogBudget)", func() { edge.NewLogBudget(discard{}, edge.WithClock(nil)) }, "WithClock(nil)"},
 		{"zero in flight", func() { edge.Shed(edge.WithMaxInFlight(0), quiet) }, "WithMaxInFlight(0)"},
 		{"negative in flight", func() { edge.Shed(edge.WithMaxInFlight(-1), quiet) }, "WithMaxInFlight(-1)"},
 		{"zero queue depth", func() { edge.Shed(edge.WithQueue(0, time.Second), quiet) }, "WithQueue(0, 1s)"},
@@ -48,8 +42,6 @@ func TestInvalidOptionsPanic(t *testing.T) {
 		{"NaN after a valid rate", func() { edge.Shed(edge.WithRate(1, 1), edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
 		{"zero retry after", func() { edge.Shed(edge.WithRetryAfter(0), quiet) }, "WithRetryAfter(0s)"},
 		{"negative retry after", func() { edge.Shed(edge.WithRetryAfter(-time.Second), quiet) }, "WithRetryAfter(-1s)"},
-		{"zero log limit", func() { edge.NewLogBudget(discard{}, edge.WithLogLimit(0)) }, "log limit 0"},
-		{"negative log interval", func() { edge.NewLogBudget(discard{}, edge.WithLogInterval(-time.Second)) }, "log interval -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,37 +61,58 @@ func TestInvalidOptionsPanic(t *testing.T) {
 // as in x/time/rate, and replaces an earlier WithRate.
 func TestRateInf(t *testing.T) {
 	for _, limit := range []rate.Limit{rate.Inf, rate.Limit(math.Inf(1))} {
-		h := edge.Shed(edge.WithRate(1, 1), edge.WithRate(limit, 1), edge.WithLogger(slog.New(discard{})))(sleeper(0))
+		h := edge.Shed(edge.WithRate(1, 1), edge.WithRate(limit, 1), edge.WithLogger(slog.New(slog.DiscardHandler)))(sleeper(0))
 		if c := codes(burst(h, 50, "/")); c[200] != 50 {
 			t.Errorf("WithRate(%v, 1): codes %v, want 50×200", float64(limit), c)
 		}
 	}
 }
 
-// TestLogBudgetDerivedHandlersShareBudget: WithAttrs and WithGroup return
-// LogBudgets that share one budget.
-func TestLogBudgetDerivedHandlersShareBudget(t *testing.T) {
+// TestNilMeansDefault: a nil logger, clock or meter provider is the
+// default (slog.Default(), time.Now, the otel global provider), and a nil
+// option is skipped; neither panics.
+func TestNilMeansDefault(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func() edge.Middleware
+	}{
+		{"Auth", func() edge.Middleware {
+			return edge.Auth(verifyUser, edge.WithLogger(nil), edge.WithMeterProvider(nil), nil)
+		}},
+		{"Recover", func() edge.Middleware {
+			return edge.Recover(edge.WithLogger(nil), edge.WithMeterProvider(nil), nil)
+		}},
+		{"Shed", func() edge.Middleware {
+			return edge.Shed(edge.WithRate(1, 1), edge.WithClock(nil), edge.WithLogger(nil), edge.WithMeterProvider(nil), nil)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if v := recover(); v != nil {
+					t.Fatalf("panicked: %v", v)
+				}
+			}()
+			h := tt.build()(sleeper(0))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			if rec.Code != 200 {
+				t.Errorf("code %d, want 200", rec.Code)
+			}
+		})
+	}
+}
+
+// TestNilLoggerIsDefault: WithLogger(nil) logs to slog.Default() (through a
+// budget), also after an earlier WithLogger.
+func TestNilLoggerIsDefault(t *testing.T) {
 	logs := &capture{}
-	b := edge.NewLogBudget(logs, edge.WithLogLimit(2))
-	l := slog.New(b)
-	for i := range 6 {
-		switch i % 3 {
-		case 0:
-			l.Info("same")
-		case 1:
-			l.With("req", i).Info("same")
-		case 2:
-			l.WithGroup("g").Info("same")
-		}
-	}
-	if _, ok := b.WithAttrs(nil).(*edge.LogBudget); !ok {
-		t.Error("WithAttrs does not return a *LogBudget")
-	}
-	if n := logs.count("same", "", ""); n != 2 {
-		t.Errorf("%d records passed, want 2", n)
-	}
-	b.Flush(context.Background())
-	if n := logs.count(edge.SummaryMessage, "suppressed", "4"); n != 1 {
-		t.Errorf("summary with suppressed=4: %d, want 1", n)
+	prev := slog.Default()
+	slog.SetDefault(slog.New(logs))
+	defer slog.SetDefault(prev)
+	h := edge.Auth(verifyUser, edge.WithLogger(slog.New(slog.DiscardHandler)), edge.WithLogger(nil))(sleeper(0))
+	badTokens(h, 1, "/")
+	if n := logs.count("edge: auth failed", "reason", "unsupported_version"); n != 1 {
+		t.Errorf("records in slog.Default() = %d, want 1", n)
 	}
 }

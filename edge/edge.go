@@ -1,12 +1,14 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/blastradius/blastradius/logbudget"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -28,11 +30,11 @@ func Chain(mws ...Middleware) Middleware {
 }
 
 // ErrInvalidConfig is wrapped by the value a constructor panics with when
-// given an invalid option. Auth, Recover, Shed and NewLogBudget have no error
-// to return, so, like http.ServeMux.Handle, they panic at construction with
-// an error naming the option and its value, for example
-// "edge: invalid config: WithRate(NaN, 1): rate must be > 0". An invalid value
-// never reaches a request.
+// given an invalid option. Auth, Recover and Shed have no error to return,
+// so, like http.ServeMux.Handle, they panic at construction with an error
+// naming the option and its value, for example
+// "edge: invalid config: WithRate(NaN, 1): rate and burst must be > 0". An
+// invalid value never reaches a request.
 var ErrInvalidConfig = errors.New("edge: invalid config")
 
 // invalid panics with an error wrapping ErrInvalidConfig. Options call it
@@ -41,40 +43,27 @@ func invalid(format string, args ...any) {
 	panic(fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 }
 
-// common holds the settings shared by Auth, Recover, Shed and NewLogBudget.
+// common holds the settings shared by Auth, Recover and Shed.
 type common struct {
 	logger *slog.Logger
-	budget *LogBudget
 	mp     metric.MeterProvider
-	now    func() time.Time
 }
 
-// budgetFor returns the log budget a middleware logs through: the shared one
-// given with WithLogBudget, or a new budget over the logger (default
-// slog.Default()) keyed by message and the "reason" attribute.
-func (c *common) budgetFor() *LogBudget {
-	if c.budget != nil {
-		return c.budget
-	}
-	l := c.logger
-	if l == nil {
-		l = slog.Default()
-	}
-	opts := []LogBudgetOption{WithLogKeyAttr("reason"), WithMeterProvider(c.mp)}
-	if c.now != nil {
-		opts = append(opts, WithClock(c.now))
-	}
-	return NewLogBudget(l.Handler(), opts...)
+// budget returns the log budget a middleware logs through: the logger's own
+// if its handler is a *logbudget.Handler, otherwise a new budget over it
+// with logbudget's defaults, keyed by message and "reason".
+func (c *common) budget() *logbudget.Handler {
+	// The options are valid, so For cannot fail.
+	h, _ := logbudget.For(c.logger, logbudget.WithKeyAttr("reason"), logbudget.WithMeterProvider(c.mp))
+	return h
 }
 
-// Option is an option shared by several constructors: Auth, Recover, Shed
-// and NewLogBudget all accept it. Where a setting has no meaning (a logger
-// or a log budget for NewLogBudget) it is ignored.
+// Option is an option that Auth, Recover and Shed all accept. A nil Option
+// is skipped.
 type Option interface {
 	AuthOption
 	RecoverOption
 	ShedOption
-	LogBudgetOption
 }
 
 type sharedOption func(*common)
@@ -82,50 +71,62 @@ type sharedOption func(*common)
 func (o sharedOption) applyAuth(c *authConfig)       { o(&c.common) }
 func (o sharedOption) applyRecover(c *recoverConfig) { o(&c.common) }
 func (o sharedOption) applyShed(c *shedConfig)       { o(&c.common) }
-func (o sharedOption) applyBudget(c *budgetConfig)   { o(&c.common) }
 
-// WithLogger sets the logger that Auth, Recover and Shed write to, through a
-// log budget of their own (10 records per message and reason per minute).
-// Default slog.Default(). NewLogBudget ignores it.
+// WithLogger sets the logger that a middleware writes its per-request
+// records to, always through a log budget: if l's handler is a
+// *logbudget.Handler, the middleware logs through that budget, so one budget
+// can cover every middleware (and every blastradius package); otherwise it
+// wraps l in a budget of its own (logbudget's defaults: 10 records per
+// message and reason per minute). Nil means slog.Default().
 func WithLogger(l *slog.Logger) Option {
-	return sharedOption(func(c *common) {
-		if l == nil {
-			invalid("WithLogger(nil)")
-			return
-		}
-		c.logger = l
-	})
+	return sharedOption(func(c *common) { c.logger = l })
 }
 
-// WithLogBudget makes Auth, Recover and Shed log through b, so that several
-// middlewares share one budget. It takes precedence over WithLogger.
-// NewLogBudget ignores it.
-func WithLogBudget(b *LogBudget) Option {
-	return sharedOption(func(c *common) {
-		if b == nil {
-			invalid("WithLogBudget(nil)")
-			return
-		}
-		c.budget = b
-	})
-}
-
-// WithMeterProvider sets the OpenTelemetry meter provider. Default the otel
-// global provider.
+// WithMeterProvider sets the OpenTelemetry meter provider of the
+// middleware's instruments and of the log budget it creates for itself. Nil
+// means the otel global provider.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return sharedOption(func(c *common) { c.mp = mp })
 }
 
-// WithClock sets the clock used by Shed's rate limiter and by log budgets:
-// the one NewLogBudget creates, and the one Auth, Recover or Shed creates for
-// itself. Default time.Now (budgets measure intervals on the monotonic
-// clock).
-func WithClock(now func() time.Time) Option {
-	return sharedOption(func(c *common) {
-		if now == nil {
-			invalid("WithClock(nil)")
-			return
+// logKey is a record that a middleware logs again and again (one message
+// and, optionally, one reason), resolved once against its budget: logging it
+// costs no key building or lookup, and the record is built only if the
+// budget passes it.
+type logKey struct {
+	h           *logbudget.Handler
+	k           *logbudget.Key // nil: the budget keys by an attribute only the record carries
+	msg, reason string
+}
+
+func newLogKey(h *logbudget.Handler, msg, reason string) *logKey {
+	lk := &logKey{h: h, msg: msg, reason: reason}
+	if ka := h.KeyAttr(); ka == "" || ka == "reason" {
+		var attrs []slog.Attr
+		if reason != "" {
+			attrs = []slog.Attr{slog.String("reason", reason)}
 		}
-		c.now = now
-	})
+		lk.k = h.Key(msg, attrs...)
+	}
+	return lk
+}
+
+// log writes the record of lk at level, with the "reason" attribute (if lk
+// has one) and the attributes add puts after it, if the budget passes it.
+func (lk *logKey) log(ctx context.Context, level slog.Level, add func(*slog.Record)) {
+	build := func() slog.Record {
+		r := slog.NewRecord(time.Now(), level, lk.msg, 0)
+		if lk.reason != "" {
+			r.AddAttrs(slog.String("reason", lk.reason))
+		}
+		add(&r)
+		return r
+	}
+	if lk.k == nil {
+		if lk.h.Enabled(ctx, level) {
+			_ = lk.h.Handle(ctx, build())
+		}
+		return
+	}
+	_ = lk.h.HandleKey(ctx, lk.k, level, build)
 }

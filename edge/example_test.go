@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/logbudget"
 	"golang.org/x/time/rate"
 )
 
@@ -131,30 +132,30 @@ func ExampleChain() {
 	// 500 Internal Server Error
 }
 
-func ExampleNewLogBudget() {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+// One log budget for every middleware: at most two records per message and
+// reason, then one summary of what it suppressed.
+func ExampleWithLogger() {
 	text := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey {
+		if a.Key == slog.TimeKey || a.Key == "since" {
 			return slog.Attr{} // keep the output stable
 		}
 		return a
 	}})
-	budget := edge.NewLogBudget(text,
-		edge.WithLogLimit(2), edge.WithLogInterval(time.Minute), edge.WithLogKeyAttr("reason"),
-		edge.WithClock(func() time.Time { return now }))
-	log := slog.New(budget)
-	for range 5 {
-		log.Warn("auth failed", "reason", "expired")
+	budget, err := logbudget.New(text, logbudget.WithLimit(2), logbudget.WithKeyAttr("reason"))
+	if err != nil {
+		panic(err)
 	}
-	log.Warn("auth failed", "reason", "invalid") // another key, its own budget
-
-	now = now.Add(time.Minute) // the interval ends; the next record writes the summary
-	log.Info("tick")
-	budget.Flush(context.Background()) // on shutdown: nothing pending here
+	logs := edge.WithLogger(slog.New(budget)) // hand the same logger to every package
+	verify := func(_ context.Context, tok string) (string, error) { return "", edge.ErrExpired }
+	h := edge.Chain(edge.Recover(logs), edge.Auth(verify, logs))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for range 5 {
+		req := httptest.NewRequest("GET", "/orders", nil)
+		req.Header.Set("Authorization", "Bearer old")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	budget.Flush(context.Background()) // on shutdown
 	// Output:
-	// level=WARN msg="auth failed" reason=expired
-	// level=WARN msg="auth failed" reason=expired
-	// level=WARN msg="auth failed" reason=invalid
-	// level=WARN msg="log budget: records suppressed" message="auth failed" suppressed=3 since=2026-01-01T12:00:00.000Z reason=expired
-	// level=INFO msg=tick
+	// level=WARN msg="edge: auth failed" reason=expired path=/orders error="edge: expired token"
+	// level=WARN msg="edge: auth failed" reason=expired path=/orders error="edge: expired token"
+	// level=WARN msg="log budget: records suppressed" message="edge: auth failed" suppressed=3 reason=expired
 }

@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/metrictest"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 // floodVerify is the I1 verifier: "v2.<id>" tokens are valid, the older
@@ -248,14 +251,17 @@ func TestTokenFlood(t *testing.T) {
 			name = "edge.Auth (Required)"
 		}
 		t.Run(name, func(t *testing.T) {
-			m := newMetrics(t)
+			m := metrictest.New(t)
 			logs := &capture{}
 			var out lineCounter
 			text := slog.NewTextHandler(&out, nil)
-			now := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
-			budget := edge.NewLogBudget(teeHandler{logs, text}, edge.WithLogLimit(limit), edge.WithLogInterval(time.Minute),
-				edge.WithLogKeyAttr("reason"), edge.WithClock(func() time.Time { return now }), edge.WithMeterProvider(m))
-			opts := []edge.AuthOption{edge.WithLogBudget(budget), edge.WithMeterProvider(m)}
+			clk := fakeclock.New()
+			budget, err := logbudget.New(teeHandler{logs, text}, logbudget.WithLimit(limit), logbudget.WithInterval(time.Minute),
+				logbudget.WithKeyAttr("reason"), logbudget.WithClock(clk.Now), logbudget.WithMeterProvider(m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := []edge.AuthOption{edge.WithLogger(slog.New(budget)), edge.WithMeterProvider(m)}
 			outcome := "anonymous"
 			if required {
 				opts = append(opts, edge.WithRequired())
@@ -287,18 +293,18 @@ func TestTokenFlood(t *testing.T) {
 				t.Errorf("200 %d, want %d", res.codes[200], floodN-raw)
 			}
 			// Per-reason counters equal the true counts.
-			if n := m.sum(t, "blastradius.edge.auth.results", "result", "ok"); n != int64(want[edge.ReasonNone]) {
+			if n := m.Sum("blastradius.edge.auth.results", "result", "ok"); n != int64(want[edge.ReasonNone]) {
 				t.Errorf("results{ok} = %d, want %d", n, want[edge.ReasonNone])
 			}
 			for reason, n := range want {
 				if reason == edge.ReasonNone {
 					continue
 				}
-				if got := m.sum(t, "blastradius.edge.auth.results", "result", outcome, "reason", reason.String()); got != int64(n) {
+				if got := m.Sum("blastradius.edge.auth.results", "result", outcome, "reason", reason.String()); got != int64(n) {
 					t.Errorf("results{%s,%s} = %d, want %d", outcome, reason, got, n)
 				}
 			}
-			if n := m.total(t, "blastradius.edge.auth.results"); n != int64(floodN-raw) {
+			if n := m.Total("blastradius.edge.auth.results"); n != int64(floodN-raw) {
 				t.Errorf("results total = %d, want %d", n, floodN-raw)
 			}
 			// Logs: at most the budget per reason within the interval...
@@ -312,21 +318,21 @@ func TestTokenFlood(t *testing.T) {
 				}
 				suppressed += int64(max(n-limit, 0))
 			}
-			if got := m.total(t, "blastradius.edge.log.suppressed"); got != suppressed {
-				t.Errorf("log.suppressed = %d, want %d", got, suppressed)
+			if got := m.Total("blastradius.logbudget.suppressed"); got != suppressed {
+				t.Errorf("logbudget.suppressed = %d, want %d", got, suppressed)
 			}
 			// ...plus one summary per reason with the exact suppressed count,
 			// written lazily by the first record after the interval.
-			now = now.Add(time.Minute)
-			budget.Handle(t.Context(), slog.NewRecord(now, slog.LevelInfo, "next interval", 0))
+			clk.Advance(time.Minute)
+			budget.Handle(t.Context(), slog.NewRecord(clk.Now(), slog.LevelInfo, "next interval", 0))
 			for reason, n := range want {
 				if reason == edge.ReasonNone || n <= limit {
 					continue
 				}
-				if got := logs.count(edge.SummaryMessage, "reason", reason.String()); got != 1 {
+				if got := logs.count(logbudget.SummaryMessage, "reason", reason.String()); got != 1 {
 					t.Errorf("summaries for %s = %d, want 1", reason, got)
 				}
-				if got := logs.count(edge.SummaryMessage, "suppressed", fmt.Sprint(n-limit)); got < 1 {
+				if got := logs.count(logbudget.SummaryMessage, "suppressed", fmt.Sprint(n-limit)); got < 1 {
 					t.Errorf("no summary with suppressed=%d for %s", n-limit, reason)
 				}
 			}

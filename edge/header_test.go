@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/fakeclock"
 	"golang.org/x/time/rate"
 )
 
@@ -18,8 +19,8 @@ import (
 // change what later (or concurrent) responses send. Run with -race: the old
 // shared []string was also a data race.
 func TestRefusalHeadersOwned(t *testing.T) {
-	quiet := edge.WithLogger(slog.New(discard{}))
-	clk := &fakeClock{}
+	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
+	clk := fakeclock.New()
 	held := make(chan struct{})
 	holding := make(chan struct{})
 	concurrency := edge.Shed(edge.WithMaxInFlight(1), edge.WithRetryAfter(7*time.Second), quiet)(
@@ -34,7 +35,7 @@ func TestRefusalHeadersOwned(t *testing.T) {
 	defer holder.Wait()
 	defer close(held)
 	<-holding
-	limited := edge.Shed(edge.WithRate(rate.Every(30*time.Second), 1), edge.WithClock(clk.now), quiet)(sleeper(0))
+	limited := edge.Shed(edge.WithRate(rate.Every(30*time.Second), 1), edge.WithClock(clk.Now), quiet)(sleeper(0))
 	limited.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) // takes the one token
 
 	tests := []struct {

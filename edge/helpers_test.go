@@ -7,9 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 )
 
@@ -73,71 +70,6 @@ func (c *capture) count(msg, key, val string) int {
 	for _, r := range c.all() {
 		if r.msg == msg && (key == "" || r.attrs[key] == val) {
 			n++
-		}
-	}
-	return n
-}
-
-// metrics is a meter provider backed by a ManualReader.
-type metrics struct {
-	*sdkmetric.MeterProvider
-	reader *sdkmetric.ManualReader
-}
-
-func newMetrics(t testing.TB) *metrics {
-	r := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	return &metrics{mp, r}
-}
-
-// sum returns the value of counter name at the exact attribute set kv
-// (key, value pairs), or 0.
-func (m *metrics) sum(t testing.TB, name string, kv ...string) int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := m.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var want []attribute.KeyValue
-	for i := 0; i+1 < len(kv); i += 2 {
-		want = append(want, attribute.String(kv[i], kv[i+1]))
-	}
-	ws := attribute.NewSet(want...)
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if md.Name != name {
-				continue
-			}
-			s, ok := md.Data.(metricdata.Sum[int64])
-			if !ok {
-				t.Fatalf("%s is %T, not an int64 sum", name, md.Data)
-			}
-			for _, dp := range s.DataPoints {
-				if dp.Attributes.Equals(&ws) {
-					return dp.Value
-				}
-			}
-		}
-	}
-	return 0
-}
-
-// total returns the sum of counter name over all attribute sets.
-func (m *metrics) total(t testing.TB, name string) int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := m.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if s, ok := md.Data.(metricdata.Sum[int64]); ok && md.Name == name {
-				for _, dp := range s.DataPoints {
-					n += dp.Value
-				}
-			}
 		}
 	}
 	return n

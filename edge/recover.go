@@ -40,10 +40,9 @@ func Recover(opts ...RecoverOption) Middleware {
 			o.applyRecover(&c)
 		}
 	}
-	rc := &recoverer{budget: c.budgetFor()}
+	rc := &recoverer{logKey: newLogKey(c.budget(), "edge: panic recovered", "")}
 	rc.panics = telemetry.Counter(telemetry.Meter(c.mp, "edge"), "blastradius.edge.panics",
 		"Handler panics recovered by edge.Recover.", "{panic}")
-	rc.started = telemetry.AddOpts()
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rw := &responseWriter{ResponseWriter: w}
@@ -58,9 +57,8 @@ func Recover(opts ...RecoverOption) Middleware {
 }
 
 type recoverer struct {
-	budget  *LogBudget
-	panics  metric.Int64Counter
-	started []metric.AddOption
+	logKey *logKey
+	panics metric.Int64Counter
 }
 
 // handle runs inside the deferred recover, so the panicking frames are still
@@ -73,13 +71,17 @@ func (rc *recoverer) handle(w *responseWriter, r *http.Request, v any) {
 		panic(v)
 	}
 	ctx := r.Context()
-	rc.panics.Add(ctx, 1, rc.started...)
-	st := &stackValue{}
-	st.live.Store(true)
-	rc.budget.log(ctx, slog.LevelError, "edge: panic recovered", slog.Any("panic", v),
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Bool("response_started", w.started), slog.Any("stack", st))
-	st.live.Store(false)
+	rc.panics.Add(ctx, 1)
+	var st *stackValue
+	rc.logKey.log(ctx, slog.LevelError, func(rec *slog.Record) {
+		st = &stackValue{}
+		st.live.Store(true)
+		rec.AddAttrs(slog.Any("panic", v), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Bool("response_started", w.started), slog.Any("stack", st))
+	})
+	if st != nil {
+		st.live.Store(false)
+	}
 	if w.started {
 		panic(http.ErrAbortHandler)
 	}

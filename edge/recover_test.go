@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/metrictest"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 func panicky(w http.ResponseWriter, r *http.Request) {
@@ -33,7 +35,7 @@ func TestRecoverBeforeResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newMetrics(t)
+			m := metrictest.New(t)
 			logs := &capture{}
 			h := edge.Recover(edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(tt.handler)
 			rec := httptest.NewRecorder()
@@ -47,7 +49,7 @@ func TestRecoverBeforeResponse(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || rec.Header().Get("Content-Length") != "" {
 				t.Errorf("headers %v: want text/plain and no stale Content-Length", rec.Header())
 			}
-			if n := m.total(t, "blastradius.edge.panics"); n != 1 {
+			if n := m.Total("blastradius.edge.panics"); n != 1 {
 				t.Errorf("panics = %d, want 1", n)
 			}
 			recs := logs.all()
@@ -64,7 +66,7 @@ func TestRecoverBeforeResponse(t *testing.T) {
 func TestRecoverAfterResponseStarted(t *testing.T) {
 	for _, how := range []string{"write", "writeheader", "flush", "readfrom"} {
 		t.Run(how, func(t *testing.T) {
-			m := newMetrics(t)
+			m := metrictest.New(t)
 			logs := &capture{}
 			h := edge.Recover(edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				switch how {
@@ -95,7 +97,7 @@ func TestRecoverAfterResponseStarted(t *testing.T) {
 			if rec.Code == 500 || strings.Contains(rec.Body.String(), "Internal Server Error") {
 				t.Errorf("wrote after start: %d %q", rec.Code, rec.Body)
 			}
-			if n := m.total(t, "blastradius.edge.panics"); n != 1 {
+			if n := m.Total("blastradius.edge.panics"); n != 1 {
 				t.Errorf("panics = %d, want 1", n)
 			}
 			if n := logs.count("edge: panic recovered", "response_started", "true"); n != 1 {
@@ -132,7 +134,7 @@ func TestRecoverAbortsStartedResponseOverHTTP(t *testing.T) {
 
 func TestRecoverRepanicsErrAbortHandler(t *testing.T) {
 	for _, v := range []any{http.ErrAbortHandler, fmt.Errorf("wrapped: %w", http.ErrAbortHandler)} {
-		m := newMetrics(t)
+		m := metrictest.New(t)
 		logs := &capture{}
 		h := edge.Recover(edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			panic(v)
@@ -149,17 +151,22 @@ func TestRecoverRepanicsErrAbortHandler(t *testing.T) {
 		if rec.Code != 200 || rec.Body.Len() != 0 {
 			t.Errorf("wrote %d %q", rec.Code, rec.Body)
 		}
-		if n := m.total(t, "blastradius.edge.panics"); n != 0 || len(logs.all()) != 0 {
+		if n := m.Total("blastradius.edge.panics"); n != 0 || len(logs.all()) != 0 {
 			t.Errorf("panics %d, logs %d; want 0, 0", n, len(logs.all()))
 		}
 	}
 }
 
+// TestRecoverLogBudget: a panic storm is counted in full and logged within
+// the budget of the logger it is given.
 func TestRecoverLogBudget(t *testing.T) {
 	logs := &capture{}
-	m := newMetrics(t)
-	b := edge.NewLogBudget(logs, edge.WithLogLimit(3), edge.WithMeterProvider(m))
-	h := edge.Recover(edge.WithLogBudget(b), edge.WithMeterProvider(m))(http.HandlerFunc(panicky))
+	m := metrictest.New(t)
+	b, err := logbudget.New(logs, logbudget.WithLimit(3), logbudget.WithMeterProvider(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := edge.Recover(edge.WithLogger(slog.New(b)), edge.WithMeterProvider(m))(http.HandlerFunc(panicky))
 	for range 50 {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
@@ -170,14 +177,14 @@ func TestRecoverLogBudget(t *testing.T) {
 	if n := logs.count("edge: panic recovered", "", ""); n != 3 {
 		t.Errorf("records = %d, want the budget, 3", n)
 	}
-	if n := m.total(t, "blastradius.edge.panics"); n != 50 {
+	if n := m.Total("blastradius.edge.panics"); n != 50 {
 		t.Errorf("panics = %d, want 50", n)
 	}
-	if n := m.total(t, "blastradius.edge.log.suppressed"); n != 47 {
+	if n := m.Total("blastradius.logbudget.suppressed"); n != 47 {
 		t.Errorf("suppressed = %d, want 47", n)
 	}
 	b.Flush(t.Context())
-	if n := logs.count(edge.SummaryMessage, "suppressed", "47"); n != 1 {
+	if n := logs.count(logbudget.SummaryMessage, "suppressed", "47"); n != 1 {
 		t.Errorf("summary records with suppressed=47: %d, want 1", n)
 	}
 }

@@ -29,6 +29,7 @@ type shedConfig struct {
 	burst       int
 	bypass      func(*http.Request) bool
 	retryAfter  time.Duration
+	now         func() time.Time
 }
 
 type shedOption func(*shedConfig)
@@ -79,6 +80,12 @@ func WithRate(limit rate.Limit, burst int) ShedOption {
 	})
 }
 
+// WithClock sets the clock of the rate limiter (WithRate). Nil means
+// time.Now.
+func WithClock(now func() time.Time) ShedOption {
+	return shedOption(func(c *shedConfig) { c.now = now })
+}
+
 // WithBypass lets requests for which fn returns true skip all shedding, for
 // example health checks.
 func WithBypass(fn func(*http.Request) bool) ShedOption {
@@ -123,8 +130,7 @@ type shedder struct {
 	lim      *rate.Limiter
 	sem      chan struct{}
 	waiting  atomic.Int64
-	budget   *LogBudget
-	logKeys  [numShedReasons]*reasonKey // "edge: request shed" per reason
+	logKeys  [numShedReasons]*logKey // "edge: request shed" per reason
 	shed     metric.Int64Counter
 	addOpts  [numShedReasons][]metric.AddOption
 	retry503 string
@@ -163,9 +169,9 @@ func Shed(opts ...ShedOption) Middleware {
 	if s.cfg.maxInFlight > 0 {
 		s.sem = make(chan struct{}, s.cfg.maxInFlight)
 	}
-	s.budget = s.cfg.budgetFor()
+	budget := s.cfg.budget()
 	for r := range numShedReasons {
-		s.logKeys[r] = s.budget.key("edge: request shed", r.String())
+		s.logKeys[r] = newLogKey(budget, "edge: request shed", r.String())
 	}
 	s.shed = telemetry.Counter(telemetry.Meter(s.cfg.mp, "edge"), "blastradius.edge.shed",
 		"Requests refused by edge.Shed, by reason.", "{request}")
@@ -267,7 +273,7 @@ func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
 func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReason, code int, retry string) {
 	ctx := r.Context()
 	s.shed.Add(ctx, 1, s.addOpts[reason]...)
-	s.budget.logReason(ctx, slog.LevelWarn, s.logKeys[reason], func(rec *slog.Record) {
+	s.logKeys[reason].log(ctx, slog.LevelWarn, func(rec *slog.Record) {
 		rec.AddAttrs(slog.String("path", r.URL.Path))
 	})
 	w.Header().Set("Retry-After", retry) // a slice of its own: a later middleware may edit it in place

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/metrictest"
 	"golang.org/x/time/rate"
 )
 
@@ -61,7 +63,7 @@ func TestShedConcurrency(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				m := newMetrics(t)
+				m := metrictest.New(t)
 				h := edge.Shed(append(tt.opts, edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})))...)(sleeper(time.Second))
 				start := time.Now()
 				recs := burst(h, tt.n, "/")
@@ -77,10 +79,10 @@ func TestShedConcurrency(t *testing.T) {
 						t.Errorf("503 Retry-After %q, want %q", r.Header().Get("Retry-After"), tt.retryAfter)
 					}
 				}
-				if n := m.sum(t, "blastradius.edge.shed", "reason", "concurrency"); n != int64(tt.concurrency) {
+				if n := m.Sum("blastradius.edge.shed", "reason", "concurrency"); n != int64(tt.concurrency) {
 					t.Errorf("shed{concurrency} = %d, want %d", n, tt.concurrency)
 				}
-				if n := m.sum(t, "blastradius.edge.shed", "reason", "queue_timeout"); n != int64(tt.timeout) {
+				if n := m.Sum("blastradius.edge.shed", "reason", "queue_timeout"); n != int64(tt.timeout) {
 					t.Errorf("shed{queue_timeout} = %d, want %d", n, tt.timeout)
 				}
 			})
@@ -90,7 +92,7 @@ func TestShedConcurrency(t *testing.T) {
 
 func TestShedRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := newMetrics(t)
+		m := metrictest.New(t)
 		// 0.4 requests/s, burst 2: a third request must wait 2.5 s for a token.
 		h := edge.Shed(edge.WithRate(rate.Limit(0.4), 2), edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})))(sleeper(0))
 		c := codes(burst(h, 5, "/"))
@@ -114,7 +116,7 @@ func TestShedRate(t *testing.T) {
 		if rec.Code != 200 {
 			t.Fatalf("after the advertised wait: %d, want 200", rec.Code)
 		}
-		if n := m.sum(t, "blastradius.edge.shed", "reason", "rate"); n != 5 {
+		if n := m.Sum("blastradius.edge.shed", "reason", "rate"); n != 5 {
 			t.Errorf("shed{rate} = %d, want 5", n)
 		}
 	})
@@ -122,7 +124,7 @@ func TestShedRate(t *testing.T) {
 
 func TestShedRateAndConcurrencyWithBypass(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := newMetrics(t)
+		m := metrictest.New(t)
 		h := edge.Shed(
 			edge.WithRate(10, 10), edge.WithMaxInFlight(3),
 			edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
@@ -144,7 +146,7 @@ func TestShedRateAndConcurrencyWithBypass(t *testing.T) {
 				t.Errorf("%d without Retry-After", r.Code)
 			}
 		}
-		if a, b := m.sum(t, "blastradius.edge.shed", "reason", "rate"), m.sum(t, "blastradius.edge.shed", "reason", "concurrency"); a != 10 || b != 7 {
+		if a, b := m.Sum("blastradius.edge.shed", "reason", "rate"), m.Sum("blastradius.edge.shed", "reason", "concurrency"); a != 10 || b != 7 {
 			t.Errorf("shed rate %d, concurrency %d; want 10, 7", a, b)
 		}
 	})
@@ -173,12 +175,6 @@ func TestShedQueueClientGone(t *testing.T) {
 		}
 	})
 }
-
-// fakeClock is a clock for WithClock that moves only when told to.
-type fakeClock struct{ ns atomic.Int64 }
-
-func (c *fakeClock) now() time.Time          { return time.Unix(1_700_000_000, c.ns.Load()) }
-func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // hammer sends goroutines×n requests to h at once and returns the count of
 // each status code and of each Retry-After value.
@@ -209,10 +205,10 @@ func hammer(h http.Handler, goroutines, n int) (codes, retryAfter map[string]int
 // second later exactly rate×1 s requests are admitted, and every Retry-After
 // is the real wait for one token (0.1 s, rounded up to 1).
 func TestShedRateNoDebt(t *testing.T) {
-	clk := &fakeClock{}
-	m := newMetrics(t)
-	h := edge.Shed(edge.WithRate(10, 10), edge.WithClock(clk.now), edge.WithMeterProvider(m),
-		edge.WithLogger(slog.New(discard{})))(sleeper(0))
+	clk := fakeclock.New()
+	m := metrictest.New(t)
+	h := edge.Shed(edge.WithRate(10, 10), edge.WithClock(clk.Now), edge.WithMeterProvider(m),
+		edge.WithLogger(slog.New(slog.DiscardHandler)))(sleeper(0))
 	codes, retry := hammer(h, 16, 1000)
 	if codes["200"] != 10 || codes["429"] != 15990 {
 		t.Fatalf("storm: codes %v, want 10×200 and 15990×429", codes)
@@ -220,7 +216,7 @@ func TestShedRateNoDebt(t *testing.T) {
 	if retry["1"] != 15990 {
 		t.Errorf("storm: Retry-After %v, want 15990×1", retry)
 	}
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	codes, retry = hammer(h, 1, 20)
 	if codes["200"] != 10 || codes["429"] != 10 {
 		t.Errorf("1 s after the storm: codes %v, want 10×200 and 10×429", codes)
@@ -228,7 +224,7 @@ func TestShedRateNoDebt(t *testing.T) {
 	if retry["1"] != 10 {
 		t.Errorf("1 s after the storm: Retry-After %v, want 10×1", retry)
 	}
-	if n := m.sum(t, "blastradius.edge.shed", "reason", "rate"); n != 16000 {
+	if n := m.Sum("blastradius.edge.shed", "reason", "rate"); n != 16000 {
 		t.Errorf("shed{rate} = %d, want 16000", n)
 	}
 }
@@ -237,8 +233,8 @@ func TestShedRateNoDebt(t *testing.T) {
 // rate.Limiter admits on the same clock. The clock moves in uneven steps over
 // one second; within each step 8 goroutines send 10 requests each.
 func TestShedRateMatchesLimiter(t *testing.T) {
-	clk := &fakeClock{}
-	h := edge.Shed(edge.WithRate(50, 5), edge.WithClock(clk.now), edge.WithLogger(slog.New(discard{})))(sleeper(0))
+	clk := fakeclock.New()
+	h := edge.Shed(edge.WithRate(50, 5), edge.WithClock(clk.Now), edge.WithLogger(slog.New(slog.DiscardHandler)))(sleeper(0))
 	bare := rate.NewLimiter(50, 5)
 	var shed, want int
 	steps := []time.Duration{3 * time.Millisecond, 7 * time.Millisecond, 13 * time.Millisecond, 17 * time.Millisecond}
@@ -250,7 +246,7 @@ func TestShedRateMatchesLimiter(t *testing.T) {
 		for range 8 {
 			wg.Go(func() {
 				for range 10 {
-					if bare.AllowN(clk.now(), 1) {
+					if bare.AllowN(clk.Now(), 1) {
 						n.Add(1)
 					}
 				}
@@ -259,7 +255,7 @@ func TestShedRateMatchesLimiter(t *testing.T) {
 		wg.Wait()
 		want += int(n.Load())
 		d := steps[i%len(steps)]
-		clk.advance(d)
+		clk.Advance(d)
 		elapsed += d
 	}
 	if shed < want-1 || shed > want+1 {
@@ -285,8 +281,8 @@ func TestShedRateRetryAfterCapped(t *testing.T) {
 		{rate.Limit(math.SmallestNonzeroFloat64), "86400"},
 	}
 	for _, tt := range tests {
-		clk := &fakeClock{}
-		h := edge.Shed(edge.WithRate(tt.limit, 1), edge.WithClock(clk.now), edge.WithLogger(slog.New(discard{})))(sleeper(0))
+		clk := fakeclock.New()
+		h := edge.Shed(edge.WithRate(tt.limit, 1), edge.WithClock(clk.Now), edge.WithLogger(slog.New(slog.DiscardHandler)))(sleeper(0))
 		codes, retry := hammer(h, 1, 2)
 		if codes["200"] != 1 || codes["429"] != 1 || retry[tt.want] != 1 {
 			t.Errorf("WithRate(%v, 1): codes %v, Retry-After %v; want one 200, one 429 with Retry-After %s", float64(tt.limit), codes, retry, tt.want)
