@@ -330,7 +330,7 @@ func (s *Syncer) apply(snap Snapshot, source string) bool {
 		}
 		s.setApplied(snap.Head, source)
 		return true
-	case snap.Version == prev.Version && !first:
+	case snap.Version == prev.Version:
 		return false
 	}
 
