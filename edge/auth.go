@@ -38,10 +38,13 @@ func (o authOption) applyAuth(c *authConfig) { o(c) }
 // matched case-insensitively. An empty scheme takes the whole header value as
 // the token. A header with another scheme counts as ReasonMissing (RFC 6750
 // §3.1: an unsupported method is no authentication information).
+//
+// name must be a valid header field name and scheme, if not empty, a valid
+// auth-scheme: both are HTTP tokens (RFC 9110 §5.1, §11.1).
 func WithHeader(name, scheme string) AuthOption {
 	return authOption(func(c *authConfig) {
-		if name == "" {
-			invalid("WithHeader(%q, %q): empty header name", name, scheme)
+		if !isToken(name) || (scheme != "" && !isToken(scheme)) {
+			invalid("WithHeader(%q, %q): name and scheme must be HTTP tokens", name, scheme)
 			return
 		}
 		c.header, c.scheme = textproto.CanonicalMIMEHeaderKey(name), scheme
@@ -49,15 +52,28 @@ func WithHeader(name, scheme string) AuthOption {
 }
 
 // WithCookie also reads the token from the cookie name, when the request has
-// no token header at all.
+// no token header at all. name must be a valid cookie name, an HTTP token
+// (RFC 6265 §4.1.1).
 func WithCookie(name string) AuthOption {
 	return authOption(func(c *authConfig) {
-		if name == "" {
-			invalid(`WithCookie(""): empty cookie name`)
+		if !isToken(name) {
+			invalid("WithCookie(%q): name must be an HTTP token", name)
 			return
 		}
 		c.cookie = name
 	})
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2): one or more
+// visible ASCII characters other than separators.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // WithMaxTokenSize sets the maximum token size in bytes. A larger token

@@ -2,9 +2,15 @@ package edge_test
 
 import (
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log/slog"
 	"math"
 	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,35 +22,51 @@ import (
 // TestInvalidOptionsPanic: every invalid option makes its constructor panic,
 // at construction, with an error wrapping ErrInvalidConfig that names the
 // option and its value. A later invalid option does not quietly undo an
-// earlier valid one.
+// earlier valid one. Every option constructor of the package is listed,
+// either with its invalid values or as having none.
 func TestInvalidOptionsPanic(t *testing.T) {
 	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
+	inFlight := func(o edge.InFlightOption) { edge.Shed(edge.WithMaxInFlight(1, o), quiet) }
 	tests := []struct {
-		name  string
-		build func()
-		want  string // in the panic message
+		option string // the option constructor under test
+		build  func()
+		want   string // in the panic message
 	}{
-		{"nil verify", func() { edge.Auth[user](nil, quiet) }, "Auth(nil)"},
-		{"empty header", func() { edge.Auth(verifyUser, edge.WithHeader("", "x"), quiet) }, `WithHeader("", "x")`},
-		{"empty cookie", func() { edge.Auth(verifyUser, edge.WithCookie(""), quiet) }, `WithCookie("")`},
-		{"zero token size", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(0), quiet) }, "WithMaxTokenSize(0)"},
-		{"negative token size", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(-1), quiet) }, "WithMaxTokenSize(-1)"},
-		{"zero in flight", func() { edge.Shed(edge.WithMaxInFlight(0), quiet) }, "WithMaxInFlight(0)"},
-		{"negative in flight", func() { edge.Shed(edge.WithMaxInFlight(-1), quiet) }, "WithMaxInFlight(-1)"},
-		{"zero queue depth", func() { edge.Shed(edge.WithQueue(0, time.Second), quiet) }, "WithQueue(0, 1s)"},
-		{"zero queue wait", func() { edge.Shed(edge.WithQueue(1, 0), quiet) }, "WithQueue(1, 0s)"},
-		{"zero rate", func() { edge.Shed(edge.WithRate(0, 1), quiet) }, "WithRate(0, 1)"},
-		{"negative rate", func() { edge.Shed(edge.WithRate(-1, 1), quiet) }, "WithRate(-1, 1)"},
-		{"NaN rate", func() { edge.Shed(edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
-		{"-Inf rate", func() { edge.Shed(edge.WithRate(rate.Limit(math.Inf(-1)), 1), quiet) }, "WithRate(-Inf, 1)"},
-		{"zero burst", func() { edge.Shed(edge.WithRate(1, 0), quiet) }, "WithRate(1, 0)"},
-		{"zero burst with rate.Inf", func() { edge.Shed(edge.WithRate(rate.Inf, 0), quiet) }, ", 0)"},
-		{"NaN after a valid rate", func() { edge.Shed(edge.WithRate(1, 1), edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
-		{"zero retry after", func() { edge.Shed(edge.WithRetryAfter(0), quiet) }, "WithRetryAfter(0s)"},
-		{"negative retry after", func() { edge.Shed(edge.WithRetryAfter(-time.Second), quiet) }, "WithRetryAfter(-1s)"},
+		{"Auth", func() { edge.Auth[user](nil, quiet) }, "Auth(nil)"},
+		{"WithHeader", func() { edge.Auth(verifyUser, edge.WithHeader("", "x"), quiet) }, `WithHeader("", "x")`},
+		{"WithHeader", func() { edge.Auth(verifyUser, edge.WithHeader("X Token", ""), quiet) }, `WithHeader("X Token", "")`},
+		{"WithHeader", func() { edge.Auth(verifyUser, edge.WithHeader("X-Token:", ""), quiet) }, `WithHeader("X-Token:", "")`},
+		{"WithHeader", func() { edge.Auth(verifyUser, edge.WithHeader("Authorization", "Bearer x"), quiet) }, `WithHeader("Authorization", "Bearer x")`},
+		{"WithHeader", func() { edge.Auth(verifyUser, edge.WithHeader("Authorization", "Bearer\r\nX: y"), quiet) }, `"Bearer\r\nX: y"`},
+		{"WithCookie", func() { edge.Auth(verifyUser, edge.WithCookie(""), quiet) }, `WithCookie("")`},
+		{"WithCookie", func() { edge.Auth(verifyUser, edge.WithCookie("a=b"), quiet) }, `WithCookie("a=b")`},
+		{"WithCookie", func() { edge.Auth(verifyUser, edge.WithCookie("s;id"), quiet) }, `WithCookie("s;id")`},
+		{"WithCookie", func() { edge.Auth(verifyUser, edge.WithCookie("séance"), quiet) }, `WithCookie("séance")`},
+		{"WithMaxTokenSize", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(0), quiet) }, "WithMaxTokenSize(0)"},
+		{"WithMaxTokenSize", func() { edge.Auth(verifyUser, edge.WithMaxTokenSize(-1), quiet) }, "WithMaxTokenSize(-1)"},
+		{"WithMaxInFlight", func() { edge.Shed(edge.WithMaxInFlight(0), quiet) }, "WithMaxInFlight(0)"},
+		{"WithMaxInFlight", func() { edge.Shed(edge.WithMaxInFlight(-1), quiet) }, "WithMaxInFlight(-1)"},
+		{"WithQueue", func() { inFlight(edge.WithQueue(0, time.Second)) }, "WithQueue(0, 1s)"},
+		{"WithQueue", func() { inFlight(edge.WithQueue(1, 0)) }, "WithQueue(1, 0s)"},
+		{"WithQueue", func() { inFlight(edge.WithQueue(-1, -time.Second)) }, "WithQueue(-1, -1s)"},
+		{"WithRetryAfter", func() { inFlight(edge.WithRetryAfter(0)) }, "WithRetryAfter(0s)"},
+		{"WithRetryAfter", func() { inFlight(edge.WithRetryAfter(-time.Second)) }, "WithRetryAfter(-1s)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(0, 1), quiet) }, "WithRate(0, 1)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(-1, 1), quiet) }, "WithRate(-1, 1)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(rate.Limit(math.Inf(-1)), 1), quiet) }, "WithRate(-Inf, 1)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(1, 0), quiet) }, "WithRate(1, 0)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(1, -1), quiet) }, "WithRate(1, -1)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(rate.Inf, 0), quiet) }, ", 0)"},
+		{"WithRate", func() { edge.Shed(edge.WithRate(1, 1), edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
 	}
+	// The options with no invalid value: nil means the default
+	// (TestNilMeansDefault), and the rest take any value.
+	noInvalidValue := []string{"WithLogger", "WithMeterProvider", "WithClock", "WithRequired", "WithObserver", "WithBypass"}
+	covered := map[string]bool{}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		covered[tt.option] = true
+		t.Run(tt.option+"/"+tt.want, func(t *testing.T) {
 			defer func() {
 				v := recover()
 				err, ok := v.(error)
@@ -54,6 +76,99 @@ func TestInvalidOptionsPanic(t *testing.T) {
 			}()
 			tt.build()
 		})
+	}
+	for _, name := range noInvalidValue {
+		covered[name] = true
+	}
+	for _, name := range optionConstructors(t) {
+		if !covered[name] {
+			t.Errorf("option %s has no row: list its invalid values, or add it to noInvalidValue", name)
+		}
+	}
+}
+
+// optionConstructors returns the names of the package's exported functions
+// that return an option.
+func optionConstructors(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range af.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv != nil || !fd.Name.IsExported() || fd.Type.Results == nil || len(fd.Type.Results.List) != 1 {
+				continue
+			}
+			if id, ok := fd.Type.Results.List[0].Type.(*ast.Ident); ok && strings.HasSuffix(id.Name, "Option") {
+				names = append(names, fd.Name.Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no option constructors found")
+	}
+	return names
+}
+
+// TestOptionScopes: an option compiles only where it means something.
+// Passing an option to a constructor compiles if and only if the option's
+// static type implements the constructor's option interface, which this
+// checks for every option constructor against every option type. The shared
+// options, and only they, are accepted by Auth, Recover and Shed alike.
+func TestOptionScopes(t *testing.T) {
+	auth := reflect.TypeFor[edge.AuthOption]()
+	recov := reflect.TypeFor[edge.RecoverOption]()
+	shed := reflect.TypeFor[edge.ShedOption]()
+	inFlight := reflect.TypeFor[edge.InFlightOption]()
+	all := []reflect.Type{auth, recov, shed, inFlight}
+	tests := map[string]struct {
+		fn       any
+		accepted []reflect.Type
+	}{
+		"WithLogger":        {edge.WithLogger, []reflect.Type{auth, recov, shed}},
+		"WithMeterProvider": {edge.WithMeterProvider, []reflect.Type{auth, recov, shed}},
+		"WithHeader":        {edge.WithHeader, []reflect.Type{auth}},
+		"WithCookie":        {edge.WithCookie, []reflect.Type{auth}},
+		"WithMaxTokenSize":  {edge.WithMaxTokenSize, []reflect.Type{auth}},
+		"WithRequired":      {edge.WithRequired, []reflect.Type{auth}},
+		"WithObserver":      {edge.WithObserver, []reflect.Type{auth}},
+		"WithMaxInFlight":   {edge.WithMaxInFlight, []reflect.Type{shed}},
+		"WithRate":          {edge.WithRate, []reflect.Type{shed}},
+		"WithClock":         {edge.WithClock, []reflect.Type{shed}},
+		"WithBypass":        {edge.WithBypass, []reflect.Type{shed}},
+		"WithQueue":         {edge.WithQueue, []reflect.Type{inFlight}},
+		"WithRetryAfter":    {edge.WithRetryAfter, []reflect.Type{inFlight}},
+	}
+	for _, name := range optionConstructors(t) {
+		tt, ok := tests[name]
+		if !ok {
+			t.Errorf("option %s: say which constructors accept it", name)
+			continue
+		}
+		got := reflect.TypeOf(tt.fn).Out(0)
+		for _, opt := range all {
+			if want := slices.Contains(tt.accepted, opt); got.Implements(opt) != want {
+				t.Errorf("%s returns %v: assignable to %v is %v, want %v", name, got, opt, !want, want)
+			}
+		}
+	}
+	// Only the shared options are accepted by all three middlewares.
+	for name, tt := range tests {
+		got := reflect.TypeOf(tt.fn).Out(0)
+		shared := got.Implements(auth) && got.Implements(recov) && got.Implements(shed)
+		if isShared := got == reflect.TypeFor[edge.Option](); shared != isShared {
+			t.Errorf("%s: accepted by every middleware %v, but its type is %v", name, shared, got)
+		}
 	}
 }
 

@@ -23,7 +23,7 @@ func TestRefusalHeadersOwned(t *testing.T) {
 	clk := fakeclock.New()
 	held := make(chan struct{})
 	holding := make(chan struct{})
-	concurrency := edge.Shed(edge.WithMaxInFlight(1), edge.WithRetryAfter(7*time.Second), quiet)(
+	concurrency := edge.Shed(edge.WithMaxInFlight(1, edge.WithRetryAfter(7*time.Second)), quiet)(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/hold" {
 				close(holding)

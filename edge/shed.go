@@ -22,42 +22,73 @@ type ShedOption interface {
 
 type shedConfig struct {
 	common
-	maxInFlight int
-	queueDepth  int
-	queueWait   time.Duration
-	limit       rate.Limit
-	burst       int
-	bypass      func(*http.Request) bool
-	retryAfter  time.Duration
-	now         func() time.Time
+	inFlight inFlightConfig
+	limit    rate.Limit
+	burst    int
+	bypass   func(*http.Request) bool
+	now      func() time.Time
 }
 
 type shedOption func(*shedConfig)
 
 func (o shedOption) applyShed(c *shedConfig) { o(c) }
 
+// InFlightOption configures the in-flight cap of WithMaxInFlight. A nil
+// InFlightOption is skipped.
+type InFlightOption interface {
+	applyInFlight(*inFlightConfig)
+}
+
+type inFlightConfig struct {
+	n          int // 0: no cap
+	queueDepth int
+	queueWait  time.Duration
+	retryAfter time.Duration
+}
+
+type inFlightOption func(*inFlightConfig)
+
+func (o inFlightOption) applyInFlight(c *inFlightConfig) { o(c) }
+
 // WithMaxInFlight caps the requests Shed lets run at once. A request over
-// the cap waits in the queue (WithQueue) or gets a 503. n must be > 0.
-// Default no cap.
-func WithMaxInFlight(n int) ShedOption {
+// the cap waits in the queue (WithQueue) or gets a 503 with Retry-After
+// (WithRetryAfter). n must be > 0. Default no cap.
+func WithMaxInFlight(n int, opts ...InFlightOption) ShedOption {
 	return shedOption(func(c *shedConfig) {
 		if n <= 0 {
 			invalid("WithMaxInFlight(%d): n must be > 0", n)
 			return
 		}
-		c.maxInFlight = n
+		c.inFlight = inFlightConfig{n: n, retryAfter: time.Second}
+		for _, o := range opts {
+			if o != nil {
+				o.applyInFlight(&c.inFlight)
+			}
+		}
 	})
 }
 
 // WithQueue lets up to depth requests over the in-flight cap wait up to wait
 // for a slot, after which they get a 503. Both must be > 0. Default no queue.
-func WithQueue(depth int, wait time.Duration) ShedOption {
-	return shedOption(func(c *shedConfig) {
+func WithQueue(depth int, wait time.Duration) InFlightOption {
+	return inFlightOption(func(c *inFlightConfig) {
 		if depth <= 0 || wait <= 0 {
 			invalid("WithQueue(%d, %v): depth and wait must be > 0", depth, wait)
 			return
 		}
 		c.queueDepth, c.queueWait = depth, wait
+	})
+}
+
+// WithRetryAfter sets the Retry-After of a 503, rounded up to whole seconds
+// (at least 1) and capped at MaxRetryAfter. d must be > 0. Default 1 second.
+func WithRetryAfter(d time.Duration) InFlightOption {
+	return inFlightOption(func(c *inFlightConfig) {
+		if d <= 0 {
+			invalid("WithRetryAfter(%v): d must be > 0", d)
+			return
+		}
+		c.retryAfter = d
 	})
 }
 
@@ -90,18 +121,6 @@ func WithClock(now func() time.Time) ShedOption {
 // example health checks.
 func WithBypass(fn func(*http.Request) bool) ShedOption {
 	return shedOption(func(c *shedConfig) { c.bypass = fn })
-}
-
-// WithRetryAfter sets the Retry-After of a 503, rounded up to whole seconds
-// (at least 1) and capped at MaxRetryAfter. d must be > 0. Default 1 second.
-func WithRetryAfter(d time.Duration) ShedOption {
-	return shedOption(func(c *shedConfig) {
-		if d <= 0 {
-			invalid("WithRetryAfter(%v): d must be > 0", d)
-			return
-		}
-		c.retryAfter = d
-	})
 }
 
 // shedReason says why Shed refused a request; it is the reason attribute
@@ -144,7 +163,8 @@ type shedder struct {
 //     Retry-After (checked first, so a rate-limited request never takes an
 //     in-flight slot);
 //   - WithMaxInFlight: a cap on requests in flight; over it, a request waits
-//     in a bounded queue (WithQueue) or is answered 503 with Retry-After;
+//     in a bounded queue (WithQueue) or is answered 503 with Retry-After
+//     (WithRetryAfter);
 //   - WithBypass: requests that skip both, such as health checks.
 //
 // Without any of these options Shed passes every request through. Refusals
@@ -153,7 +173,6 @@ type shedder struct {
 // ErrInvalidConfig).
 func Shed(opts ...ShedOption) Middleware {
 	s := &shedder{}
-	s.cfg.retryAfter = time.Second
 	for _, o := range opts {
 		if o != nil {
 			o.applyShed(&s.cfg)
@@ -166,8 +185,12 @@ func Shed(opts ...ShedOption) Middleware {
 	if s.cfg.limit > 0 && s.cfg.limit != rate.Inf {
 		s.lim = rate.NewLimiter(s.cfg.limit, s.cfg.burst)
 	}
-	if s.cfg.maxInFlight > 0 {
-		s.sem = make(chan struct{}, s.cfg.maxInFlight)
+	for i := range s.retry {
+		s.retry[i] = strconv.Itoa(i)
+	}
+	if s.cfg.inFlight.n > 0 {
+		s.sem = make(chan struct{}, s.cfg.inFlight.n)
+		s.retry503 = s.retryAfter(s.cfg.inFlight.retryAfter)
 	}
 	budget := s.cfg.budget()
 	for r := range numShedReasons {
@@ -178,10 +201,6 @@ func Shed(opts ...ShedOption) Middleware {
 	for r := range numShedReasons {
 		s.addOpts[r] = telemetry.AddOpts(attribute.String("reason", r.String()))
 	}
-	for i := range s.retry {
-		s.retry[i] = strconv.Itoa(i)
-	}
-	s.retry503 = s.retryAfter(s.cfg.retryAfter)
 	return s.wrap
 }
 
@@ -251,15 +270,15 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 
 // wait queues for an in-flight slot, if the queue has room.
 func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
-	if s.cfg.queueDepth == 0 {
+	if s.cfg.inFlight.queueDepth == 0 {
 		return shedConcurrency, false
 	}
-	if s.waiting.Add(1) > int64(s.cfg.queueDepth) {
+	if s.waiting.Add(1) > int64(s.cfg.inFlight.queueDepth) {
 		s.waiting.Add(-1)
 		return shedConcurrency, false
 	}
 	defer s.waiting.Add(-1)
-	t := time.NewTimer(s.cfg.queueWait)
+	t := time.NewTimer(s.cfg.inFlight.queueWait)
 	defer t.Stop()
 	select {
 	case s.sem <- struct{}{}:

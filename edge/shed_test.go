@@ -53,12 +53,12 @@ func TestShedConcurrency(t *testing.T) {
 		retryAfter               string
 	}{
 		{"cap, no queue", []edge.ShedOption{edge.WithMaxInFlight(2)}, 10, 2, 8, 0, time.Second, "1"},
-		{"queue times out", []edge.ShedOption{edge.WithMaxInFlight(2), edge.WithQueue(2, 500*time.Millisecond)}, 10, 2, 6, 2, time.Second, "1"},
-		{"queue waits long enough", []edge.ShedOption{edge.WithMaxInFlight(2), edge.WithQueue(2, 2*time.Second)}, 10, 4, 6, 0, 2 * time.Second, "1"},
-		{"deep queue", []edge.ShedOption{edge.WithMaxInFlight(3), edge.WithQueue(100, 2500*time.Millisecond)}, 10, 9, 0, 1, 3 * time.Second, "1"},
-		{"retry after rounds up", []edge.ShedOption{edge.WithMaxInFlight(1), edge.WithRetryAfter(1500 * time.Millisecond)}, 3, 1, 2, 0, time.Second, "2"},
-		{"retry after capped", []edge.ShedOption{edge.WithMaxInFlight(1), edge.WithRetryAfter(25 * time.Hour)}, 2, 1, 1, 0, time.Second, "86400"},
-		{"retry after max duration", []edge.ShedOption{edge.WithMaxInFlight(1), edge.WithRetryAfter(math.MaxInt64)}, 2, 1, 1, 0, time.Second, "86400"},
+		{"queue times out", []edge.ShedOption{edge.WithMaxInFlight(2, edge.WithQueue(2, 500*time.Millisecond))}, 10, 2, 6, 2, time.Second, "1"},
+		{"queue waits long enough", []edge.ShedOption{edge.WithMaxInFlight(2, edge.WithQueue(2, 2*time.Second))}, 10, 4, 6, 0, 2 * time.Second, "1"},
+		{"deep queue", []edge.ShedOption{edge.WithMaxInFlight(3, edge.WithQueue(100, 2500*time.Millisecond))}, 10, 9, 0, 1, 3 * time.Second, "1"},
+		{"retry after rounds up", []edge.ShedOption{edge.WithMaxInFlight(1, edge.WithRetryAfter(1500*time.Millisecond))}, 3, 1, 2, 0, time.Second, "2"},
+		{"retry after capped", []edge.ShedOption{edge.WithMaxInFlight(1, edge.WithRetryAfter(25*time.Hour))}, 2, 1, 1, 0, time.Second, "86400"},
+		{"retry after max duration", []edge.ShedOption{edge.WithMaxInFlight(1, edge.WithRetryAfter(math.MaxInt64))}, 2, 1, 1, 0, time.Second, "86400"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,7 +154,7 @@ func TestShedRateAndConcurrencyWithBypass(t *testing.T) {
 
 func TestShedQueueClientGone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := edge.Shed(edge.WithMaxInFlight(1), edge.WithQueue(1, time.Hour), edge.WithLogger(slog.New(&capture{})))(sleeper(time.Minute))
+		h := edge.Shed(edge.WithMaxInFlight(1, edge.WithQueue(1, time.Hour)), edge.WithLogger(slog.New(&capture{})))(sleeper(time.Minute))
 		var first sync.WaitGroup
 		first.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) })
 		defer first.Wait()
