@@ -15,7 +15,8 @@ import (
 // DefaultMaxTokenSize is the default maximum token size, in bytes.
 const DefaultMaxTokenSize = 8 << 10
 
-// AuthOption configures Auth.
+// AuthOption configures Auth. Every Option is an AuthOption. A nil
+// AuthOption is skipped.
 type AuthOption interface {
 	applyAuth(*authConfig)
 }
@@ -367,7 +368,7 @@ func (a *auth[P]) extract(r *http.Request) (string, Reason) {
 func (a *auth[P]) fromHeader(v string) (string, Reason) {
 	if s := a.cfg.scheme; s != "" {
 		n := len(s)
-		if len(v) < n || !asciiEqualFold(v[:n], s) {
+		if len(v) < n || !strings.EqualFold(v[:n], s) {
 			return "", ReasonMissing // another scheme
 		}
 		if len(v) == n {
@@ -376,10 +377,7 @@ func (a *auth[P]) fromHeader(v string) (string, Reason) {
 		if v[n] != ' ' && v[n] != '\t' {
 			return "", ReasonMissing // "Bearerx": another scheme
 		}
-		v = v[n:]
-		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-			v = v[1:]
-		}
+		v = strings.TrimLeft(v[n:], " \t")
 	}
 	return a.check(v, ReasonMalformed)
 }
@@ -407,16 +405,11 @@ func (a *auth[P]) fromCookies(lines []string) (string, Reason) {
 	for _, line := range lines {
 		for line != "" {
 			var part string
-			if i := strings.IndexByte(line, ';'); i >= 0 {
-				part, line = line[:i], line[i+1:]
-			} else {
-				part, line = line, ""
-			}
-			part = trimSpace(part)
-			if len(part) <= len(name) || part[:len(name)] != name || part[len(name)] != '=' {
+			part, line, _ = strings.Cut(line, ";")
+			k, v, ok := strings.Cut(strings.Trim(part, " \t"), "=")
+			if !ok || k != name {
 				continue
 			}
-			v := part[len(name)+1:]
 			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 				v = v[1 : len(v)-1]
 			}
@@ -424,33 +417,4 @@ func (a *auth[P]) fromCookies(lines []string) (string, Reason) {
 		}
 	}
 	return "", ReasonMissing
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

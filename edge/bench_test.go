@@ -156,9 +156,14 @@ func (t *interleaveTimes) report(b *testing.B) {
 // and result, and r.WithContext's request copy), against three for the
 // usual context.WithValue + r.WithContext of a struct principal.
 func TestAuthValidAllocs(t *testing.T) {
-	h := edge.Auth(floodVerify, edge.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))(noop)
+	h := edge.Auth(floodVerify, edge.WithCookie("session"), edge.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))(noop)
 	r := benchRequest("Bearer v2.user42")
 	w := &nopWriter{h: http.Header{}}
+	cookie := httptest.NewRequest("GET", "/api/orders", nil)
+	cookie.Header.Set("Cookie", `theme=dark; session="v2.user42"; lang=en`)
+	if got := testing.AllocsPerRun(1000, func() { h.ServeHTTP(w, cookie) }); got != 2 {
+		t.Errorf("allocs: Auth valid token from a cookie %v, want 2", got)
+	}
 	got := testing.AllocsPerRun(1000, func() { h.ServeHTTP(w, r) })
 	type key struct{}
 	ref := testing.AllocsPerRun(1000, func() {

@@ -12,7 +12,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Middleware wraps an http.Handler.
+// Middleware wraps an http.Handler. Auth, Recover and Shed return one; Chain
+// composes them and skips a nil Middleware.
 type Middleware = func(http.Handler) http.Handler
 
 // Chain composes mws into one Middleware. The first middleware in the list is

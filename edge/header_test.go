@@ -16,8 +16,8 @@ import (
 // TestRefusalHeadersOwned: every response owns the header values Shed and
 // Auth set. An outer middleware that edits one response's Retry-After or
 // WWW-Authenticate in place, after the inner handler has answered, must not
-// change what later (or concurrent) responses send. Run with -race: the old
-// shared []string was also a data race.
+// change what later (or concurrent) responses send. Run with -race: a shared
+// []string would also be a data race.
 func TestRefusalHeadersOwned(t *testing.T) {
 	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
 	clk := fakeclock.New()

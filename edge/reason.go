@@ -21,7 +21,8 @@ var (
 	ErrUnsupportedVersion = errors.New("edge: unsupported token version")
 )
 
-// PanicError is the AuthResult.Err of a verify call that panicked.
+// PanicError is the AuthResult.Err of a verify call that panicked. Its zero
+// value is a panic with a nil value.
 type PanicError struct {
 	// Value is the value passed to panic.
 	Value any
@@ -36,7 +37,8 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// Reason says why Auth did not accept a token.
+// Reason says why Auth did not accept a token. The zero value is
+// ReasonNone, the reason of an accepted token.
 type Reason uint8
 
 // The reasons. ReasonNone is the reason of an accepted token.
@@ -68,7 +70,7 @@ func (r Reason) String() string {
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
 
-// Outcome is what Auth did with a request.
+// Outcome is what Auth did with a request. The zero value is OutcomeOK.
 type Outcome uint8
 
 // The outcomes.
@@ -93,7 +95,9 @@ func (o Outcome) String() string {
 }
 
 // AuthResult is what Auth decided for one request. Read it with
-// AuthResultFrom, or receive it in the WithObserver hook.
+// AuthResultFrom, or receive it in the WithObserver hook. The zero value is
+// an accepted token; AuthResultFrom's second result tells a request that no
+// Auth saw.
 type AuthResult struct {
 	Outcome Outcome
 	Reason  Reason

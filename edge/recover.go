@@ -9,7 +9,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// RecoverOption configures Recover.
+// RecoverOption configures Recover; only the shared Options (WithLogger,
+// WithMeterProvider) are RecoverOptions. A nil RecoverOption is skipped.
 type RecoverOption interface {
 	applyRecover(*recoverConfig)
 }

@@ -15,7 +15,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ShedOption configures Shed.
+// ShedOption configures Shed. Every Option is a ShedOption. A nil
+// ShedOption is skipped.
 type ShedOption interface {
 	applyShed(*shedConfig)
 }
@@ -244,9 +245,9 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 		}
 		if s.lim != nil {
 			// AllowN takes a token or nothing: a refused request leaves the
-			// bucket as it was. (Reserving to learn the delay and cancelling
-			// does not: concurrent cancellations restore less than they
-			// reserved, and a refusal storm left the bucket in debt.)
+			// bucket as it was. (Reserve-then-cancel would not: concurrent
+			// cancellations restore less than they reserved, so a refusal
+			// storm would put the bucket in debt.)
 			now := s.now()
 			if !s.lim.AllowN(now, 1) {
 				s.refuse(w, r, shedRate, http.StatusTooManyRequests, s.retryAfter(s.tokenWait(now)))
