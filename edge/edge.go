@@ -93,7 +93,10 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // logKey is a record that a middleware logs again and again (one message
 // and, optionally, one reason), resolved once against its budget: logging it
 // costs no key building or lookup, and the record is built only if the
-// budget passes it.
+// budget passes it. The budget it serves: a bad token costs at most 2× a
+// valid one with a real verifier. BenchmarkAuth/hmac/interleaved measures
+// 1.1× this way and 1.5× with each record built and passed through a
+// slog.Logger.
 type logKey struct {
 	h           *logbudget.Handler
 	k           *logbudget.Key // nil: the budget keys by an attribute only the record carries
