@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
+	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +25,7 @@ type Version[T any] struct {
 	// Match, if set, reports whether data looks like this version. Versions
 	// with a Match are tried only when it returns true, and before the
 	// versions without one. It must be cheap and must not modify or retain
-	// data.
+	// data. A panic in Match or Decode is recovered (see Decoder.Decode).
 	Match func(data []byte) bool
 	// Decode parses data into the current type T; use Then to compose a
 	// decoder for an older type with upgrade steps. It is required. Called
@@ -59,10 +61,11 @@ const (
 	resOK = iota
 	resFallback
 	resPastSunset
+	resPanic // counts attempts, besides the outcome of the call
 	numVersionResults
 )
 
-var resultNames = [numVersionResults]string{"ok", "fallback", "past_sunset"}
+var resultNames = [numVersionResults]string{"ok", "fallback", "past_sunset", "panic"}
 
 type version[T any] struct {
 	Version[T]
@@ -80,10 +83,13 @@ type Decoder[T any] struct {
 	reject  bool
 	now     func() time.Time
 	log     *slog.Logger
+	budget  *logbudget.Handler // log's handler, for records built only if it passes them
 
-	all     []*version[T] // in the order given
-	matched []*version[T] // versions with a Match, in the order given
-	rest    []*version[T] // versions without a Match, in the order given
+	all []*version[T] // in the order given
+	// order lists the candidates in the order Decode tries them: first the
+	// versions with a Match, then the others, each in the order given.
+	order    []*version[T]
+	nMatched int // order[:nMatched] have a Match
 
 	unrecognizedOpts, tooLargeOpts []metric.ObserveOption
 	unrecognized, tooLarge         atomic.Uint64
@@ -131,17 +137,19 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 	if base == nil {
 		base = slog.Default()
 	}
+	budget := logbudget.New(base.Handler(), logbudget.Options{
+		Limit:    c.logLimit,
+		Interval: c.logInterval,
+		KeyAttr:  attrVersion,
+		Now:      c.now,
+	})
 	d := &Decoder[T]{
 		name:    c.name,
 		maxSize: c.maxSize,
 		reject:  c.reject,
 		now:     c.now,
-		log: slog.New(logbudget.New(base.Handler(), logbudget.Options{
-			Limit:    c.logLimit,
-			Interval: c.logInterval,
-			KeyAttr:  attrVersion,
-			Now:      c.now,
-		})),
+		log:     slog.New(budget),
+		budget:  budget,
 	}
 	dec := attribute.String(attrDecoder, d.name)
 	d.unrecognizedOpts = telemetry.ObserveOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "unrecognized"))
@@ -153,9 +161,13 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 		}
 		d.all = append(d.all, iv)
 		if v.Match != nil {
-			d.matched = append(d.matched, iv)
-		} else {
-			d.rest = append(d.rest, iv)
+			d.order = append(d.order, iv)
+		}
+	}
+	d.nMatched = len(d.order)
+	for _, iv := range d.all {
+		if iv.Match == nil {
+			d.order = append(d.order, iv)
 		}
 	}
 	// The hot path only adds to atomic counters; the SDK reads them when it
@@ -163,7 +175,7 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 	// Several decoders share one instrument, each with its own callback.
 	m := telemetry.Meter(c.mp, "compat")
 	counter, err := m.Int64ObservableCounter(metricDecodes,
-		metric.WithDescription("Inputs decoded, by decoder, version and result."),
+		metric.WithDescription("Inputs decoded, by decoder, version and result (panic: a version's Match or Decode panicked)."),
 		metric.WithUnit("{decode}"))
 	if err == nil {
 		_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -219,9 +231,18 @@ const (
 // Decode checks it between attempts (not before the first one); if it is
 // done, Decode stops with an *Error whose Cause is ctx.Err().
 //
+// A panic in a version's Match or Decode is recovered: that attempt fails
+// with a *PanicError (matching ErrPanic) and the next candidate is tried. The
+// panic is counted for its version (VersionStats.Panics, result panic of the
+// metric) and logged at Error with its stack, within the log budget.
+//
 // Every call is counted, per version and result, in Stats and in the
 // blastradius.compat.decodes metric (an asynchronous counter read from the
-// same atomic counters when the SDK collects).
+// same atomic counters when the SDK collects): as ok, fallback or
+// past_sunset for the version that decoded it (a refusal past the sunset
+// counts as past_sunset, not unrecognized), or as unrecognized or
+// too_large. A panic is counted per attempt, as panic for its version, in
+// addition to the call's outcome.
 //
 // A successful decode by a version without a Sunset allocates nothing
 // beyond what its Decode allocates.
@@ -232,69 +253,164 @@ func (d *Decoder[T]) Decode(ctx context.Context, data []byte) (T, Result, error)
 		return zero, Result{}, &Error{Decoder: d.name, Size: len(data), Limit: d.maxSize, tooLarge: true}
 	}
 
-	var buf [4]Attempt
-	attempts := buf[:0]
-	var refused *version[T]
-	var cause error
-phases:
-	for phase := 0; phase < 2; phase++ {
-		list := d.matched
-		if phase == 1 {
-			list = d.rest
-		}
-		for _, v := range list {
-			if phase == 0 && !v.Match(data) {
-				continue
-			}
-			if len(attempts) > 0 {
-				if err := ctx.Err(); err != nil {
-					cause = err
-					break phases
-				}
-			}
-			out, err := v.Decode(data)
-			if err != nil {
-				attempts = append(attempts, Attempt{Version: v.Name, Err: err})
-				continue
-			}
-			past := false
-			if v.hasSunset {
-				now := d.now()
-				v.lastSeen.Store(now.UnixNano())
-				past = !now.Before(v.Sunset)
-			}
-			if past && d.reject {
-				if refused == nil {
-					refused = v
-				}
-				v.counts[resPastSunset].Add(1)
-				attempts = append(attempts, Attempt{Version: v.Name, Err: ErrSunset})
-				continue
-			}
-			res := Result{Version: v.Name, Fallback: phase == 1 || len(attempts) > 0, PastSunset: past}
-			r := resOK
-			switch {
-			case past:
-				r = resPastSunset
-				d.logPastSunset(ctx, v)
-			case res.Fallback:
-				r = resFallback
-			}
-			v.counts[r].Add(1)
+	var p pass[T]
+	for p.next < len(d.order) {
+		if out, res, ok := d.run(ctx, data, &p); ok {
 			return out, res, nil
 		}
 	}
 
-	e := &Error{Decoder: d.name, Size: len(data), Cause: cause}
-	if len(attempts) > 0 {
-		e.Attempts = append([]Attempt(nil), attempts...)
-	}
-	if refused != nil {
+	e := &Error{Decoder: d.name, Size: len(data), Cause: p.cause, Attempts: p.attempts()}
+	if p.refused != nil {
 		// Counted as past_sunset when it was refused.
-		return zero, Result{Version: refused.Name, PastSunset: true}, e
+		return zero, Result{Version: p.refused.Name, PastSunset: true}, e
 	}
 	d.unrecognized.Add(1)
 	return zero, Result{}, e
+}
+
+// pass is the state of one Decode call as it walks the candidates.
+type pass[T any] struct {
+	next    int         // index in Decoder.order of the next candidate
+	calling versionFunc // the version's func that is running, if any
+	// The attempts so far, n of them: the first ones in buf, which stays
+	// on Decode's stack (a slice into it, stored through the pointer that
+	// run gets, would move it to the heap), the rest in more.
+	n       int
+	buf     [4]Attempt
+	more    []Attempt
+	refused *version[T] // the first version refused past its sunset
+	cause   error       // ctx.Err(), if that stopped the pass
+}
+
+func (p *pass[T]) add(a Attempt) {
+	if p.n < len(p.buf) {
+		p.buf[p.n] = a
+	} else {
+		p.more = append(p.more, a)
+	}
+	p.n++
+}
+
+// attempts returns a copy of the attempts, or nil if there were none.
+func (p *pass[T]) attempts() []Attempt {
+	if p.n == 0 {
+		return nil
+	}
+	a := make([]Attempt, 0, p.n)
+	a = append(a, p.buf[:min(p.n, len(p.buf))]...)
+	return append(a, p.more...)
+}
+
+// versionFunc names a func of a Version while it runs.
+type versionFunc uint8
+
+const (
+	callingNone versionFunc = iota
+	callingMatch
+	callingDecode
+)
+
+var versionFuncNames = [...]string{callingMatch: "Match", callingDecode: "Decode"}
+
+// run tries the candidates from p.next on, and reports ok when one decoded
+// the input. When a version's Match or Decode panics, run recovers the panic
+// into that version's attempt and returns, with p.next on the candidate
+// after it: Decode calls run again. One deferred recover per run costs less
+// than one around each call of a version's func.
+func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ Result, ok bool) {
+	defer func() {
+		if p.calling == callingNone {
+			return // not in a version's func: a panic, if any, goes on up
+		}
+		if r := recover(); r != nil {
+			v := d.order[p.next-1]
+			p.add(Attempt{Version: v.Name, Err: d.panicked(ctx, v, versionFuncNames[p.calling], r)})
+			p.calling = callingNone
+		}
+	}()
+	var zero T
+	for p.next < len(d.order) {
+		v := d.order[p.next]
+		p.next++
+		matched := p.next <= d.nMatched
+		if matched {
+			p.calling = callingMatch
+			ok := v.Match(data)
+			p.calling = callingNone
+			if !ok {
+				continue
+			}
+		}
+		if p.n > 0 {
+			if err := ctx.Err(); err != nil {
+				p.cause, p.next = err, len(d.order)
+				return zero, Result{}, false
+			}
+		}
+		p.calling = callingDecode
+		out, err := v.Decode(data)
+		p.calling = callingNone
+		if err != nil {
+			p.add(Attempt{Version: v.Name, Err: err})
+			continue
+		}
+		past := false
+		if v.hasSunset {
+			now := d.now()
+			v.lastSeen.Store(now.UnixNano())
+			past = !now.Before(v.Sunset)
+		}
+		if past && d.reject {
+			if p.refused == nil {
+				p.refused = v
+			}
+			v.counts[resPastSunset].Add(1)
+			p.add(Attempt{Version: v.Name, Err: ErrSunset})
+			continue
+		}
+		res := Result{Version: v.Name, Fallback: !matched || p.n > 0, PastSunset: past}
+		r := resOK
+		switch {
+		case past:
+			r = resPastSunset
+			d.logPastSunset(ctx, v)
+		case res.Fallback:
+			r = resFallback
+		}
+		v.counts[r].Add(1)
+		return out, res, true
+	}
+	return zero, Result{}, false
+}
+
+// panicked counts and logs a recovered panic. It runs in the deferred
+// recover, while the panicking frames are still on the stack, so the stack
+// is captured only for a record the log budget passes.
+func (d *Decoder[T]) panicked(ctx context.Context, v *version[T], fn string, r any) error {
+	v.counts[resPanic].Add(1)
+	const msg = "compat: version panicked"
+	if d.budget.Enabled(ctx, slog.LevelError) {
+		_ = d.budget.HandleLazy(ctx, slog.LevelError, msg, v.Name, func() slog.Record {
+			rec := slog.NewRecord(d.now(), slog.LevelError, msg, 0)
+			rec.AddAttrs(slog.String(attrDecoder, d.name), slog.String(attrVersion, v.Name),
+				slog.String("func", fn), slog.Any("panic", r), slog.String("stack", panicStack()))
+			return rec
+		})
+	}
+	return &PanicError{Version: v.Name, Func: fn, Value: r}
+}
+
+// panicStack returns the current goroutine's stack from the panic on,
+// without the frames of the recovery and logging.
+func panicStack() string {
+	st := string(debug.Stack())
+	if i := strings.Index(st, "\npanic("); i >= 0 {
+		if j := strings.IndexByte(st, '\n'); j >= 0 && j < i {
+			st = st[:j] + st[i:]
+		}
+	}
+	return st
 }
 
 func (d *Decoder[T]) logPastSunset(ctx context.Context, v *version[T]) {
@@ -335,6 +451,10 @@ type VersionStats struct {
 	// PastSunset counts decodes at or after the version's sunset: accepted,
 	// or refused if the decoder was built WithRejectAfterSunset.
 	PastSunset uint64
+	// Panics counts calls of the version's Match or Decode that panicked.
+	// Each was recovered into a *PanicError and the next candidate tried;
+	// they are not part of Total.
+	Panics uint64
 	// LastSeen is when this version last decoded an input. It is tracked
 	// only for versions with a Sunset (whose decodes read the clock anyway)
 	// and is zero otherwise, or if there has been no decode.
@@ -370,6 +490,7 @@ func (d *Decoder[T]) Stats() Stats {
 			OK:         v.counts[resOK].Load(),
 			Fallback:   v.counts[resFallback].Load(),
 			PastSunset: v.counts[resPastSunset].Load(),
+			Panics:     v.counts[resPanic].Load(),
 		}
 		if ns := v.lastSeen.Load(); ns != 0 {
 			vs.LastSeen = time.Unix(0, ns)

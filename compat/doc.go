@@ -24,6 +24,11 @@
 // edge.Auth(dec.Verify) is all it takes to accept every token generation at
 // the edge.
 //
+// A panic in a version's Match or Decode (or an upgrade step) is recovered
+// into that attempt's [PanicError], which matches [ErrPanic]; it is counted
+// and logged within the log budget, and the next version is tried. A parser
+// that panics on one odd input fails that input, not the caller.
+//
 // Decode, Match and upgrade functions must not modify their input and must
 // not retain it, or any sub-slice of it, after they return: callers of
 // Decode may reuse their buffers. Verify copies the token first, so that a

@@ -2,6 +2,7 @@ package compat
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -20,21 +21,52 @@ var (
 	// *Error that Decode returns then matches both ErrSunset and
 	// ErrUnrecognized.
 	ErrSunset = errors.New("compat: version past sunset")
+	// ErrPanic is matched by a *PanicError: an attempt whose version's Match
+	// or Decode panicked. The *Error that Decode returns then matches both
+	// ErrPanic and ErrUnrecognized.
+	ErrPanic = errors.New("compat: version panicked")
 )
+
+// PanicError is the error of an attempt whose version's Match or Decode
+// panicked. Decode recovers the panic, counts and logs it, and tries the next
+// candidate. It matches ErrPanic, and unwraps to the panic value if that is
+// an error (a runtime.Error, for example).
+type PanicError struct {
+	// Version is the version's name.
+	Version string
+	// Func is "Match" or "Decode": the func that panicked.
+	Func string
+	// Value is the value the func panicked with.
+	Value any
+}
+
+// Error describes the panic.
+func (e *PanicError) Error() string { return fmt.Sprintf("compat: %s panicked: %v", e.Func, e.Value) }
+
+// Is reports whether target is ErrPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Unwrap returns the panic value if it is an error, otherwise nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
 
 // Attempt is one version tried by Decode, and the error it failed with.
 type Attempt struct {
 	// Version is the version's name.
 	Version string
-	// Err is the error its Decode returned, or ErrSunset if it decoded the
-	// input but was refused because it is past its sunset.
+	// Err is the error its Decode returned, ErrSunset if it decoded the
+	// input but was refused because it is past its sunset, or a *PanicError
+	// if its Match or Decode panicked.
 	Err error
 }
 
 // Error is the error Decode returns. It matches ErrTooLarge when the input
 // was over the size cap, and ErrUnrecognized otherwise. Through Unwrap it
 // also matches each attempt's error (for example a verifier's "expired"
-// sentinel, or ErrSunset) and, if ctx was done between attempts, ctx.Err().
+// sentinel, ErrSunset, or ErrPanic) and, if ctx was done between attempts,
+// ctx.Err().
 type Error struct {
 	// Decoder is the decoder's name (see WithName).
 	Decoder string
@@ -42,8 +74,9 @@ type Error struct {
 	Size int
 	// Limit is the size cap; it is set only when the input was too large.
 	Limit int
-	// Attempts lists, in order, every version that was tried. It is empty
-	// when the input was too large or no version could be tried.
+	// Attempts lists, in order, every version that was tried or whose Match
+	// panicked. It is empty when the input was too large or no version could
+	// be tried.
 	Attempts []Attempt
 	// Cause is ctx.Err() if ctx was done between attempts, otherwise nil.
 	Cause error

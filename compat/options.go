@@ -13,8 +13,8 @@ import (
 const (
 	// DefaultMaxSize is the default input size cap in bytes (64 KiB).
 	DefaultMaxSize = 64 << 10
-	// DefaultLogLimit is the default number of "past sunset" log lines per
-	// version per DefaultLogInterval.
+	// DefaultLogLimit is the default number of log records of each kind
+	// ("past sunset", "panicked") per version per DefaultLogInterval.
 	DefaultLogLimit = 10
 	// DefaultLogInterval is the default log budget interval.
 	DefaultLogInterval = time.Minute
@@ -106,15 +106,17 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.mp = mp })
 }
 
-// WithLogger sets the logger for "version past sunset" warnings. The
-// default (and nil) is slog.Default() as of the call to New. Records go
-// through a log budget keyed by version (see WithLogBudget).
+// WithLogger sets the logger for "version past sunset" warnings and
+// "version panicked" errors. The default (and nil) is slog.Default() as of
+// the call to New. Records go through a log budget keyed by message and
+// version (see WithLogBudget).
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l })
 }
 
-// WithLogBudget sets the log budget: at most limit "past sunset" records per
-// version per interval, then one summary of how many were suppressed. The
+// WithLogBudget sets the log budget: at most limit records of each kind
+// ("past sunset", "panicked") per version per interval, then one summary of
+// how many were suppressed. The
 // default is DefaultLogLimit per DefaultLogInterval. Both must be positive.
 func WithLogBudget(limit int, interval time.Duration) Option {
 	return optionFunc(func(c *config) {

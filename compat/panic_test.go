@@ -1,0 +1,163 @@
+package compat_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blastradius/blastradius/compat"
+)
+
+// panicVersions returns three versions: one whose Match panics, one whose
+// Decode panics with a runtime error on input starting with "1", and a
+// fallback that decodes digits.
+func panicVersions() []compat.Version[int] {
+	return []compat.Version[int]{
+		{Name: "bad-match", Match: func([]byte) bool { panic("match boom") }, Decode: digits},
+		{Name: "bad-decode", Match: compat.Prefix("1"), Decode: func(b []byte) (int, error) {
+			var none []int
+			return none[len(b)], nil // index out of range
+		}},
+		{Name: "digits", Decode: digits},
+	}
+}
+
+// TestDecodePanics checks that a panic in a version's Match or Decode is
+// recovered into that attempt's *PanicError, that a later version still
+// decodes, and that each panic is counted and logged within the budget.
+func TestDecodePanics(t *testing.T) {
+	mp, reader := meter(t)
+	rec := &logRecorder{}
+	clk := newClock(t0)
+	d, err := compat.New(panicVersions(), compat.WithName("p"), compat.WithMeterProvider(mp),
+		compat.WithLogger(slog.New(rec)), compat.WithLogBudget(1, time.Minute), compat.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// A later version still decodes, after a Match and a Decode panicked.
+	n, res, err := d.Decode(ctx, []byte("123"))
+	if err != nil || n != 123 || res != (compat.Result{Version: "digits", Fallback: true}) {
+		t.Fatalf("Decode(123) = %d, %+v, %v", n, res, err)
+	}
+	if n, err := d.Verify(ctx, "17"); err != nil || n != 17 {
+		t.Fatalf("Verify(17) = %d, %v", n, err)
+	}
+
+	// When no version decodes, the panics are typed attempts.
+	_, res, err = d.Decode(ctx, []byte("1x"))
+	if res != (compat.Result{}) || !errors.Is(err, compat.ErrUnrecognized) || !errors.Is(err, compat.ErrPanic) {
+		t.Fatalf("Decode(1x) = %+v, %v; want ErrUnrecognized and ErrPanic", res, err)
+	}
+	var ce *compat.Error
+	if !errors.As(err, &ce) || len(ce.Attempts) != 3 {
+		t.Fatalf("err = %#v", err)
+	}
+	wantAttempts := []struct {
+		version, fn string
+		value       any
+	}{{"bad-match", "Match", "match boom"}, {"bad-decode", "Decode", nil}}
+	for i, w := range wantAttempts {
+		a := ce.Attempts[i]
+		var pe *compat.PanicError
+		if a.Version != w.version || !errors.As(a.Err, &pe) || !errors.Is(a.Err, compat.ErrPanic) ||
+			pe.Version != w.version || pe.Func != w.fn {
+			t.Fatalf("attempt %d = %+v (%#v)", i, a, a.Err)
+		}
+		if w.value != nil && pe.Value != w.value {
+			t.Errorf("attempt %d value = %v, want %v", i, pe.Value, w.value)
+		}
+	}
+	var re runtime.Error
+	if !errors.As(ce.Attempts[1].Err, &re) || re.Error() != "runtime error: index out of range [2] with length 0" {
+		t.Errorf("the runtime error is not unwrapped: %v", ce.Attempts[1].Err)
+	}
+	if ce.Attempts[2] != (compat.Attempt{Version: "digits", Err: errNo}) {
+		t.Errorf("attempt 2 = %+v", ce.Attempts[2])
+	}
+	const wantMsg = "compat: unrecognized (decoder p): bad-match: compat: Match panicked: match boom; " +
+		"bad-decode: compat: Decode panicked: runtime error: index out of range [2] with length 0; digits: no"
+	if err.Error() != wantMsg {
+		t.Errorf("err = %q\nwant  %q", err, wantMsg)
+	}
+
+	// Every panic is counted per version, besides the call's own outcome.
+	want := map[string]int64{
+		"p|bad-match|panic":  3,
+		"p|bad-decode|panic": 3,
+		"p|digits|fallback":  2,
+		"p||unrecognized":    1,
+	}
+	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+		t.Errorf("decodes = %v\nwant      %v", got, want)
+	}
+	st := d.Stats()
+	if st.Versions[0].Panics != 3 || st.Versions[1].Panics != 3 || st.Versions[2].Fallback != 2 ||
+		st.Versions[0].Total() != 0 || st.Unrecognized != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+
+	// Logged at Error with the stack, within the budget of each version
+	// (one per minute here): one record per version, the rest suppressed.
+	lines := rec.lines()
+	if len(lines) != 2 {
+		t.Fatalf("logs:\n%s", strings.Join(lines, "\n"))
+	}
+	for i, w := range []string{
+		"ERROR compat: version panicked compat.decoder=p compat.version=bad-match func=Match panic=match boom stack=goroutine ",
+		"ERROR compat: version panicked compat.decoder=p compat.version=bad-decode func=Decode panic=runtime error: index out of range [3] with length 0 stack=goroutine ",
+	} {
+		if !strings.HasPrefix(lines[i], w) || !strings.Contains(lines[i], "panicVersions") {
+			t.Errorf("log %d = %q\nwant prefix %q and the panicking frame", i, lines[i], w)
+		}
+	}
+}
+
+// TestDecodePanicsInOrder checks that attempts keep their order past the
+// first few, however many versions panic, and that a panic outside the
+// versions' funcs (here in the clock) is not swallowed.
+func TestDecodePanicsInOrder(t *testing.T) {
+	var vs []compat.Version[int]
+	for i := range 6 {
+		name := strconv.Itoa(i)
+		vs = append(vs, compat.Version[int]{Name: name, Match: func([]byte) bool { panic(name) }, Decode: digits})
+	}
+	d, err := compat.New(append(vs, compat.Version[int]{Name: "digits", Decode: digits}), compat.WithLogger(slog.New(&logRecorder{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = d.Decode(context.Background(), []byte("x"))
+	var ce *compat.Error
+	if !errors.As(err, &ce) || len(ce.Attempts) != 7 {
+		t.Fatalf("err = %v", err)
+	}
+	for i, a := range ce.Attempts[:6] {
+		var pe *compat.PanicError
+		if !errors.As(a.Err, &pe) || a.Version != strconv.Itoa(i) || pe.Value != a.Version {
+			t.Errorf("attempt %d = %+v", i, a)
+		}
+	}
+	if n, res, err := d.Decode(context.Background(), []byte("7")); n != 7 || !res.Fallback || err != nil {
+		t.Errorf("Decode(7) = %d, %+v, %v", n, res, err)
+	}
+
+	clockPanics := func() time.Time { panic("clock") }
+	d, err = compat.New([]compat.Version[int]{{Name: "v", Decode: digits, Sunset: t0}}, compat.WithClock(clockPanics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if r := recover(); r != "clock" {
+			t.Errorf("recovered %v, want the clock's panic", r)
+		}
+	}()
+	_, _, _ = d.Decode(context.Background(), []byte("7"))
+	t.Error("the clock's panic was swallowed")
+}
