@@ -3,5 +3,6 @@
 // itself a handful of requests (a valid token, a legacy one, garbage, a
 // token that makes the verifier panic, a panicking handler, a burst over
 // the rate limit, a health check), prints each answer, then prints the
-// edge metrics through an OpenTelemetry ManualReader, and exits.
+// edge and log budget metrics through an OpenTelemetry ManualReader, and
+// exits. The three middlewares log through one shared log budget.
 package main

@@ -15,6 +15,7 @@ import (
 
 	"github.com/blastradius/blastradius/edge"
 	"github.com/blastradius/blastradius/examples/internal/metricsprint"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 func main() {
@@ -44,8 +45,16 @@ func run(ctx context.Context, out io.Writer) error {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(ctx)
-	log := slog.New(slog.DiscardHandler) // a real service logs to its own handler
-	meters, logs := edge.WithMeterProvider(mp), edge.WithLogger(log)
+	// One log budget for every middleware: at most one record per message
+	// and reason per minute here (the default is 10), then one summary. A
+	// real service logs to its own handler, not io.Discard.
+	budget, err := logbudget.New(slog.NewTextHandler(io.Discard, nil),
+		logbudget.WithLimit(1), logbudget.WithKeyAttr("reason"), logbudget.WithMeterProvider(mp))
+	if err != nil {
+		return err
+	}
+	defer budget.Flush(ctx)
+	meters, logs := edge.WithMeterProvider(mp), edge.WithLogger(slog.New(budget))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +126,9 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(out, "-- metrics:")
-	return errors.Join(metricsprint.Print(ctx, out, reader, "blastradius.edge."))
+	return errors.Join(
+		metricsprint.Print(ctx, out, reader, "blastradius.edge."),
+		metricsprint.Print(ctx, out, reader, "blastradius.logbudget."))
 }
 
 func label(token string) string {

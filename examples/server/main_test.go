@@ -29,6 +29,7 @@ func TestServerExample(t *testing.T) {
 		`blastradius.edge.auth.results{reason=unsupported_version,result=anonymous} 1`,
 		`blastradius.edge.panics`,
 		`blastradius.edge.shed{reason=rate}`,
+		`blastradius.logbudget.suppressed{} `, // the burst's refusals, beyond the one the budget passes
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)
