@@ -204,7 +204,7 @@ func i1NaiveServer(st *i1Stats) *httptest.Server {
 
 // i1EdgeServer is the same service with blastradius at the edge: a compat
 // decoder that reads both token generations, plugged into edge.Auth in one
-// line, behind edge.Recover, logging through the edge log budget.
+// line, behind edge.Recover, logging through a log budget (logbudget).
 func i1EdgeServer(st *i1Stats, sabotage bool) (*httptest.Server, error) {
 	versions := []compat.Version[i1Claims]{
 		{Name: "v2", Match: compat.Prefix("v2."), Decode: i1ParseV2},
