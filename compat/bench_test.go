@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/compat"
+	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
 // BenchmarkDecode compares Decoder.Decode with calling the matching
@@ -143,9 +145,9 @@ type benchCase struct {
 // Decode called directly. The decoders record to a real OpenTelemetry SDK
 // meter provider.
 func benchCases(b *testing.B) []benchCase {
-	clk := newClock(t0)
+	clk := fakeclock.New()
 	kit := newTokenKit(clk.Now)
-	mp, _ := meter(b)
+	mp := metrictest.New(b)
 	vs := kit.versions(t0.Add(100 * month)) // v1 has a sunset, not yet reached
 	tokens, err := compat.New(vs, compat.WithName("tokens"), compat.WithMeterProvider(mp), compat.WithClock(clk.Now))
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/blastradius/blastradius/internal/logbudget"
 	"github.com/blastradius/blastradius/internal/telemetry"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 // Version is one version of a format that is still in circulation.
@@ -70,9 +70,14 @@ var resultNames = [numVersionResults]string{"ok", "fallback", "past_sunset", "pa
 type version[T any] struct {
 	Version[T]
 	hasSunset bool
-	opts      [numVersionResults][]metric.ObserveOption
-	counts    [numVersionResults]atomic.Uint64
-	lastSeen  atomic.Int64 // unix nanoseconds; only for versions with a Sunset
+	// logAttrs are the attributes of the version's log records (decoder,
+	// version, and the "reason" that keys their budget); sunsetKey and
+	// panicKey are its two records, resolved once against the budget.
+	logAttrs            []slog.Attr
+	sunsetKey, panicKey *logbudget.Key
+	opts                [numVersionResults][]metric.ObserveOption
+	counts              [numVersionResults]atomic.Uint64
+	lastSeen            atomic.Int64 // unix nanoseconds; only for versions with a Sunset
 }
 
 // Decoder decodes every registered version of a format into T. It is safe
@@ -82,8 +87,7 @@ type Decoder[T any] struct {
 	maxSize int
 	reject  bool
 	now     func() time.Time
-	log     *slog.Logger
-	budget  *logbudget.Handler // log's handler, for records built only if it passes them
+	budget  *logbudget.Handler
 
 	all []*version[T] // in the order given
 	// order lists the candidates in the order Decode tries them: first the
@@ -104,51 +108,44 @@ type Decoder[T any] struct {
 // provider: build decoders once, at start-up, not per request. Decoders that
 // share a name add up in the metric.
 func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
-	c := defaultConfig()
+	c := config{maxSize: DefaultMaxSize}
 	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
+		if o == nil {
+			continue
+		}
+		if err := o.apply(&c); err != nil {
+			return nil, err
 		}
 	}
 	if len(versions) == 0 {
-		c.invalid("no versions")
+		return nil, invalid("no versions")
 	}
 	seen := make(map[string]bool, len(versions))
 	for i, v := range versions {
 		switch {
 		case v.Name == "":
-			c.invalid("version %d has no name", i)
+			return nil, invalid("versions[%d]: empty Name", i)
 		case seen[v.Name]:
-			c.invalid("duplicate version name %q", v.Name)
+			return nil, invalid("versions[%d]: duplicate Name %q", i, v.Name)
+		case v.Decode == nil:
+			return nil, invalid("versions[%d] (%q): nil Decode", i, v.Name)
 		}
 		seen[v.Name] = true
-		if v.Decode == nil {
-			c.invalid("version %q has a nil Decode", v.Name)
-		}
-	}
-	if err := c.err(); err != nil {
-		return nil, err
 	}
 
 	if c.name == "" {
 		c.name = reflect.TypeFor[T]().String()
 	}
-	base := c.logger
-	if base == nil {
-		base = slog.Default()
+	if c.now == nil {
+		c.now = time.Now
 	}
-	budget := logbudget.New(base.Handler(), logbudget.Options{
-		Limit:    c.logLimit,
-		Interval: c.logInterval,
-		KeyAttr:  attrVersion,
-		Now:      c.now,
-	})
+	// The options are valid, so For cannot fail.
+	budget, _ := logbudget.For(c.logger, logbudget.WithKeyAttr(attrReason), logbudget.WithMeterProvider(c.mp))
 	d := &Decoder[T]{
 		name:    c.name,
 		maxSize: c.maxSize,
 		reject:  c.reject,
 		now:     c.now,
-		log:     slog.New(budget),
 		budget:  budget,
 	}
 	dec := attribute.String(attrDecoder, d.name)
@@ -156,6 +153,10 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 	d.tooLargeOpts = telemetry.ObserveOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "too_large"))
 	for _, v := range versions {
 		iv := &version[T]{Version: v, hasSunset: !v.Sunset.IsZero()}
+		iv.logAttrs = []slog.Attr{slog.String(attrDecoder, d.name), slog.String(attrVersion, v.Name),
+			slog.String(attrReason, d.name+"/"+v.Name)}
+		iv.sunsetKey = budget.Key(msgPastSunset, iv.logAttrs...)
+		iv.panicKey = budget.Key(msgPanicked, iv.logAttrs...)
 		for r, name := range resultNames {
 			iv.opts[r] = telemetry.ObserveOpts(dec, attribute.String(attrVersion, v.Name), attribute.String(attrResult, name))
 		}
@@ -207,12 +208,16 @@ func (d *Decoder[T]) observe(o metric.Observer, c metric.Int64Observable) {
 	}
 }
 
-// Attribute keys of the compat.decodes metric and of log records.
+// The metric, its attribute keys (also those of log records), and the log
+// messages.
 const (
 	metricDecodes = "blastradius.compat.decodes"
 	attrDecoder   = "compat.decoder"
 	attrVersion   = "compat.version"
 	attrResult    = "result"
+	attrReason    = "reason" // the log budget key: "<decoder>/<version>"
+	msgPastSunset = "compat: version past sunset accepted"
+	msgPanicked   = "compat: version panicked"
 )
 
 // Decode decodes data with the first version that accepts it.
@@ -389,15 +394,9 @@ func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ R
 // is captured only for a record the log budget passes.
 func (d *Decoder[T]) panicked(ctx context.Context, v *version[T], fn string, r any) error {
 	v.counts[resPanic].Add(1)
-	const msg = "compat: version panicked"
-	if d.budget.Enabled(ctx, slog.LevelError) {
-		_ = d.budget.HandleLazy(ctx, slog.LevelError, msg, v.Name, func() slog.Record {
-			rec := slog.NewRecord(d.now(), slog.LevelError, msg, 0)
-			rec.AddAttrs(slog.String(attrDecoder, d.name), slog.String(attrVersion, v.Name),
-				slog.String("func", fn), slog.Any("panic", r), slog.String("stack", panicStack()))
-			return rec
-		})
-	}
+	d.log(ctx, v, v.panicKey, slog.LevelError, msgPanicked, func(rec *slog.Record) {
+		rec.AddAttrs(slog.String("func", fn), slog.Any("panic", r), slog.String("stack", panicStack()))
+	})
 	return &PanicError{Version: v.Name, Func: fn, Value: r}
 }
 
@@ -414,10 +413,21 @@ func panicStack() string {
 }
 
 func (d *Decoder[T]) logPastSunset(ctx context.Context, v *version[T]) {
-	d.log.LogAttrs(ctx, slog.LevelWarn, "compat: version past sunset accepted",
-		slog.String(attrDecoder, d.name),
-		slog.String(attrVersion, v.Name),
-		slog.Time("sunset", v.Sunset))
+	d.log(ctx, v, v.sunsetKey, slog.LevelWarn, msgPastSunset, func(rec *slog.Record) {
+		rec.AddAttrs(slog.Time("sunset", v.Sunset))
+	})
+}
+
+// log hands the budget a record of v with message msg, whose key is k: v's
+// attributes, then those add puts after them. The record is built only if
+// the budget passes it.
+func (d *Decoder[T]) log(ctx context.Context, v *version[T], k *logbudget.Key, level slog.Level, msg string, add func(*slog.Record)) {
+	_ = d.budget.HandleKey(ctx, k, level, func() slog.Record {
+		rec := slog.NewRecord(time.Now(), level, msg, 0)
+		rec.AddAttrs(v.logAttrs...)
+		add(&rec)
+		return rec
+	})
 }
 
 // Verify decodes token, with the signature edge.Auth expects of a verifier:

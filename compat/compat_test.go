@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/compat"
+	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
 func okDecode(b []byte) (int, error) { return len(b), nil }
 
+// TestNewInvalidConfig checks that every invalid version or option fails
+// New with an error wrapping ErrInvalidConfig that names it and its value.
 func TestNewInvalidConfig(t *testing.T) {
 	good := []compat.Version[int]{{Name: "v1", Decode: okDecode}}
 	tests := []struct {
@@ -25,15 +28,12 @@ func TestNewInvalidConfig(t *testing.T) {
 	}{
 		{"nil versions", nil, nil, "no versions"},
 		{"empty versions", []compat.Version[int]{}, nil, "no versions"},
-		{"empty name", []compat.Version[int]{{Decode: okDecode}}, nil, "version 0 has no name"},
-		{"duplicate names", []compat.Version[int]{{Name: "v1", Decode: okDecode}, {Name: "v1", Decode: okDecode}}, nil, `duplicate version name "v1"`},
-		{"nil decode", []compat.Version[int]{{Name: "v1", Match: compat.Prefix("1")}}, nil, `version "v1" has a nil Decode`},
-		{"Then with nil step", []compat.Version[int]{{Name: "v1", Decode: compat.Then[int, int](okDecode, nil)}}, nil, `version "v1" has a nil Decode`},
-		{"empty decoder name", good, []compat.Option{compat.WithName("")}, "empty decoder name"},
-		{"zero max size", good, []compat.Option{compat.WithMaxSize(0)}, "max size 0 is not positive"},
-		{"nil clock", good, []compat.Option{compat.WithClock(nil)}, "nil clock"},
-		{"zero log budget", good, []compat.Option{compat.WithLogBudget(0, time.Minute)}, "log budget 0 per 1m0s is not positive"},
-		{"zero log interval", good, []compat.Option{compat.WithLogBudget(1, 0)}, "log budget 1 per 0s is not positive"},
+		{"empty name", []compat.Version[int]{{Decode: okDecode}}, nil, "versions[0]: empty Name"},
+		{"duplicate names", []compat.Version[int]{{Name: "v1", Decode: okDecode}, {Name: "v1", Decode: okDecode}}, nil, `versions[1]: duplicate Name "v1"`},
+		{"nil decode", []compat.Version[int]{{Name: "v1", Match: compat.Prefix("1")}}, nil, `versions[0] ("v1"): nil Decode`},
+		{"empty decoder name", good, []compat.Option{compat.WithName("")}, `WithName(""): empty name`},
+		{"zero max size", good, []compat.Option{compat.WithMaxSize(0)}, "WithMaxSize(0): must be positive"},
+		{"negative max size", good, []compat.Option{compat.WithMaxSize(-1)}, "WithMaxSize(-1): must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,8 +46,24 @@ func TestNewInvalidConfig(t *testing.T) {
 			}
 		})
 	}
-	if _, err := compat.New(good, nil, compat.WithMeterProvider(nil), compat.WithLogger(nil)); err != nil {
-		t.Errorf("nil options: %v", err)
+}
+
+// TestNilOptionsMeanDefaults checks that a nil Option is skipped and that a
+// nil meter provider, logger or clock means the default.
+func TestNilOptionsMeanDefaults(t *testing.T) {
+	d, err := compat.New([]compat.Version[int]{{Name: "v1", Decode: digits, Sunset: time.Now().Add(time.Hour)}},
+		nil, compat.WithMeterProvider(nil), compat.WithLogger(nil), compat.WithClock(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default clock is the real one: the sunset is an hour away, and
+	// LastSeen is now.
+	before := time.Now()
+	if _, res, err := d.Decode(context.Background(), []byte("7")); err != nil || res.PastSunset {
+		t.Fatalf("Decode = %+v, %v", res, err)
+	}
+	if seen := d.Stats().Versions[0].LastSeen; seen.Before(before) || seen.After(time.Now()) {
+		t.Errorf("LastSeen = %v, want about %v", seen, before)
 	}
 }
 
@@ -79,7 +95,7 @@ func orderVersions(tried *[]string) []compat.Version[string] {
 
 func TestDecodeOrder(t *testing.T) {
 	var tried []string
-	mp, reader := meter(t)
+	mp := metrictest.New(t)
 	d, err := compat.New(orderVersions(&tried), compat.WithName("order"), compat.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +149,7 @@ func TestDecodeOrder(t *testing.T) {
 		"order|m1|ok": 2, "order|m2|ok": 1, "order|m2|fallback": 1, "order|m3|ok": 1,
 		"order|f1|fallback": 2, "order|f2|fallback": 1, "order||unrecognized": 2,
 	}
-	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+	if got := decodes(t, mp); !reflect.DeepEqual(got, want) {
 		t.Errorf("decodes = %v\nwant      %v", got, want)
 	}
 }
@@ -231,7 +247,7 @@ func digits(b []byte) (int, error) {
 // (no-op) meter provider and with a real SDK one; Verify allocates only the
 // copy of the token it hands the versions.
 func TestDecodeAllocs(t *testing.T) {
-	mp, _ := meter(t)
+	mp := metrictest.New(t)
 	for _, opts := range [][]compat.Option{nil, {compat.WithMeterProvider(mp)}} {
 		d, err := compat.New([]compat.Version[int]{
 			{Name: "nine", Match: compat.Prefix("9"), Decode: func([]byte) (int, error) { return 0, errNo }},
@@ -259,7 +275,7 @@ func TestDecodeAllocs(t *testing.T) {
 }
 
 func TestDecodeConcurrent(t *testing.T) {
-	mp, reader := meter(t)
+	mp := metrictest.New(t)
 	d, err := compat.New([]compat.Version[int]{
 		{Name: "even", Match: func(b []byte) bool { return (b[len(b)-1]-'0')%2 == 0 }, Decode: digits},
 		{Name: "any", Decode: digits},
@@ -280,7 +296,7 @@ func TestDecodeConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	want := map[string]int64{"n|even|ok": 4000, "n|any|fallback": 4000}
-	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+	if got := decodes(t, mp); !reflect.DeepEqual(got, want) {
 		t.Errorf("decodes = %v, want %v", got, want)
 	}
 	if st := d.Stats(); st.Versions[0].OK != 4000 || st.Versions[1].Fallback != 4000 {

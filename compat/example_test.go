@@ -67,7 +67,7 @@ func ExampleNew() {
 	fmt.Println(errors.Is(err, compat.ErrInvalidConfig), err)
 	// Output:
 	// users <nil>
-	// true compat: invalid config: version "v1" has a nil Decode
+	// true compat: invalid config: versions[0] ("v1"): nil Decode
 }
 
 func ExampleDecoder_Decode() {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/compat"
+	"github.com/blastradius/blastradius/internal/fakeclock"
 )
 
 // FuzzDecode feeds arbitrary input to a decoder with the three token
@@ -20,7 +21,7 @@ import (
 // is typed.
 func FuzzDecode(f *testing.F) {
 	const limit = 512
-	clk := newClock(t0)
+	clk := fakeclock.New()
 	kit := newTokenKit(clk.Now)
 	exp := t0.Add(time.Hour)
 	for _, c := range i1Cases(kit, wrongKeys(clk.Now), exp) {

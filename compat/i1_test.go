@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/compat"
+	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/metrictest"
+	"github.com/blastradius/blastradius/logbudget"
 )
-
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const month = 30 * 24 * time.Hour
 
@@ -27,10 +28,10 @@ type attemptWant struct {
 // Claims; everything else fails with a typed error, and the per-version
 // counts are exact.
 func TestI1TokenGenerations(t *testing.T) {
-	clk := newClock(t0)
+	clk := fakeclock.New()
 	kit := newTokenKit(clk.Now)
 	other := wrongKeys(clk.Now)
-	mp, reader := meter(t)
+	mp := metrictest.New(t)
 	dec, err := compat.New(kit.versions(t0.Add(month)), compat.WithName("tokens"),
 		compat.WithClock(clk.Now), compat.WithMeterProvider(mp))
 	if err != nil {
@@ -93,7 +94,7 @@ func TestI1TokenGenerations(t *testing.T) {
 		"tokens||unrecognized": 10,
 		"tokens||too_large":    1,
 	}
-	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+	if got := decodes(t, mp); !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodes = %v\nwant      %v", got, want)
 	}
 
@@ -117,7 +118,7 @@ func TestI1TokenGenerations(t *testing.T) {
 	want["tokens|v3|ok"] += 300
 	want["tokens|v2|ok"] += 100
 	want["tokens|v1|fallback"] += 30
-	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+	if got := decodes(t, mp); !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodes = %v\nwant      %v", got, want)
 	}
 	st := dec.Stats()
@@ -145,9 +146,9 @@ func TestI1TokenGenerations(t *testing.T) {
 // TestI1TruncatedTokens cuts valid tokens of every generation at every
 // length: no prefix decodes, and each failure is typed.
 func TestI1TruncatedTokens(t *testing.T) {
-	clk := newClock(t0)
+	clk := fakeclock.New()
 	kit := newTokenKit(clk.Now)
-	mp, reader := meter(t)
+	mp := metrictest.New(t)
 	dec, err := compat.New(kit.versions(time.Time{}), compat.WithName("tokens"), compat.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ func TestI1TruncatedTokens(t *testing.T) {
 		}
 	}
 	want := map[string]int64{"tokens||unrecognized": int64(n)}
-	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+	if got := decodes(t, mp); !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodes = %v, want %v", got, want)
 	}
 }
@@ -179,13 +180,19 @@ func TestI1TruncatedTokens(t *testing.T) {
 // after it, it is accepted but reported and logged within the budget, or
 // refused with ErrSunset by a strict decoder.
 func TestI1Sunset(t *testing.T) {
-	clk := newClock(t0)
+	clk := fakeclock.New()
 	kit := newTokenKit(clk.Now)
-	mp, reader := meter(t)
-	rec := &logRecorder{}
+	mp := metrictest.New(t)
+	var out logs
+	// One budget for both decoders, as a service would share it: two
+	// records per key per minute.
+	budget, err := logbudget.New(out.handler(), logbudget.WithKeyAttr("reason"), logbudget.WithLimit(2),
+		logbudget.WithClock(clk.Now), logbudget.WithMeterProvider(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sunset := t0.Add(month)
-	common := []compat.Option{compat.WithClock(clk.Now), compat.WithMeterProvider(mp),
-		compat.WithLogger(slog.New(rec)), compat.WithLogBudget(2, time.Minute)}
+	common := []compat.Option{compat.WithClock(clk.Now), compat.WithMeterProvider(mp), compat.WithLogger(slog.New(budget))}
 	lax, err := compat.New(kit.versions(sunset), append(common, compat.WithName("lax"))...)
 	if err != nil {
 		t.Fatal(err)
@@ -233,12 +240,17 @@ func TestI1Sunset(t *testing.T) {
 	if _, _, err := lax.Decode(ctx, v1); err != nil {
 		t.Fatal(err)
 	}
-	warn := "WARN compat: version past sunset accepted compat.decoder=lax compat.version=v1 sunset=" + sunset.String()
+	warn := `level=WARN msg="compat: version past sunset accepted" compat.decoder=lax compat.version=v1 reason=lax/v1 sunset=` +
+		sunset.Format("2006-01-02T15:04:05.000Z07:00")
 	wantLogs := []string{warn, warn,
-		"WARN log budget: records suppressed compat.version=v1 message=compat: version past sunset accepted since=" + sunset.String() + " suppressed=4",
+		`level=WARN msg="log budget: records suppressed" message="compat: version past sunset accepted" suppressed=4 since=` +
+			sunset.Format("2006-01-02T15:04:05.000Z07:00") + " reason=lax/v1",
 		warn}
-	if got := rec.lines(); !reflect.DeepEqual(got, wantLogs) {
+	if got := out.lines(); !reflect.DeepEqual(got, wantLogs) {
 		t.Errorf("logs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantLogs, "\n"))
+	}
+	if n := mp.Sum(logbudget.SuppressedMetric); n != 4 {
+		t.Errorf("%s = %d, want 4", logbudget.SuppressedMetric, n)
 	}
 
 	want := map[string]int64{
@@ -248,7 +260,7 @@ func TestI1Sunset(t *testing.T) {
 		"strict|v1|past_sunset": 1,
 		"strict|v3|ok":          1,
 	}
-	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+	if got := decodes(t, mp); !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodes = %v\nwant      %v", got, want)
 	}
 	st := lax.Stats().Versions[2]
@@ -267,7 +279,7 @@ func TestI1Sunset(t *testing.T) {
 // and allocates nothing beyond the version's own Decode and the copy of the
 // token.
 func TestVerifyForEdge(t *testing.T) {
-	clk := newClock(t0)
+	clk := fakeclock.New()
 	kit := newTokenKit(clk.Now)
 	vs := kit.versions(time.Time{})
 	dec, err := compat.New(vs)

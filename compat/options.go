@@ -1,7 +1,6 @@
 package compat
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -9,61 +8,40 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Defaults, in one place.
-const (
-	// DefaultMaxSize is the default input size cap in bytes (64 KiB).
-	DefaultMaxSize = 64 << 10
-	// DefaultLogLimit is the default number of log records of each kind
-	// ("past sunset", "panicked") per version per DefaultLogInterval.
-	DefaultLogLimit = 10
-	// DefaultLogInterval is the default log budget interval.
-	DefaultLogInterval = time.Minute
-)
+// DefaultMaxSize is the default input size cap in bytes (64 KiB).
+const DefaultMaxSize = 64 << 10
 
-// Option configures New.
-type Option interface{ apply(*config) }
+// Option configures New. A nil Option is skipped.
+type Option interface{ apply(*config) error }
 
-type optionFunc func(*config)
+type optionFunc func(*config) error
 
-func (f optionFunc) apply(c *config) { f(c) }
+func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
-	name        string // "" means the type name of T
-	maxSize     int
-	reject      bool
-	now         func() time.Time
-	mp          metric.MeterProvider
-	logger      *slog.Logger
-	logLimit    int
-	logInterval time.Duration
-	errs        []error
+	name    string // "" means the type name of T
+	maxSize int
+	reject  bool
+	now     func() time.Time // nil means time.Now
+	mp      metric.MeterProvider
+	logger  *slog.Logger
 }
 
-func defaultConfig() config {
-	return config{
-		maxSize:     DefaultMaxSize,
-		now:         time.Now,
-		logLimit:    DefaultLogLimit,
-		logInterval: DefaultLogInterval,
-	}
+// invalid returns an error wrapping ErrInvalidConfig.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
-
-func (c *config) invalid(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
-}
-
-func (c *config) err() error { return errors.Join(c.errs...) }
 
 // WithName names the decoder; the name is the compat.decoder attribute of
 // its metrics, and appears in its errors and logs. The default is the type
 // name of T (for example "auth.Claims"). An empty name is invalid.
 func WithName(name string) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *config) error {
 		if name == "" {
-			c.invalid("empty decoder name")
-			return
+			return invalid(`WithName(""): empty name`)
 		}
 		c.name = name
+		return nil
 	})
 }
 
@@ -71,12 +49,12 @@ func WithName(name string) Option {
 // ErrTooLarge for longer input, before any Match or Decode runs. The default
 // is DefaultMaxSize (64 KiB). n must be positive.
 func WithMaxSize(n int) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *config) error {
 		if n <= 0 {
-			c.invalid("max size %d is not positive", n)
-			return
+			return invalid("WithMaxSize(%d): must be positive", n)
 		}
 		c.maxSize = n
+		return nil
 	})
 }
 
@@ -85,45 +63,33 @@ func WithMaxSize(n int) Option {
 // By default (false) such a version is accepted, Result.PastSunset is set,
 // and a warning is logged within the log budget.
 func WithRejectAfterSunset(reject bool) Option {
-	return optionFunc(func(c *config) { c.reject = reject })
+	return optionFunc(func(c *config) error { c.reject = reject; return nil })
 }
 
-// WithClock sets the clock that sunsets are compared with, and that the log
-// budget uses. The default is time.Now. A nil clock is invalid.
+// WithClock sets the clock that versions' Sunsets are compared with and
+// that VersionStats.LastSeen reads. Nil means the default, time.Now.
 func WithClock(now func() time.Time) Option {
-	return optionFunc(func(c *config) {
-		if now == nil {
-			c.invalid("nil clock")
-			return
-		}
-		c.now = now
-	})
+	return optionFunc(func(c *config) error { c.now = now; return nil })
 }
 
-// WithMeterProvider sets the OpenTelemetry meter provider. The default (and
-// nil) is the otel global provider.
+// WithMeterProvider sets the meter provider of the decoder's metric, and of
+// the log budget it creates for itself (see WithLogger). Nil means the
+// default, the otel global provider.
 func WithMeterProvider(mp metric.MeterProvider) Option {
-	return optionFunc(func(c *config) { c.mp = mp })
+	return optionFunc(func(c *config) error { c.mp = mp; return nil })
 }
 
-// WithLogger sets the logger for "version past sunset" warnings and
-// "version panicked" errors. The default (and nil) is slog.Default() as of
-// the call to New. Records go through a log budget keyed by message and
-// version (see WithLogBudget).
+// WithLogger sets the logger for "version past sunset accepted" warnings and
+// "version panicked" errors. Nil means the default, slog.Default() as of
+// the call to New.
+//
+// The decoder logs through a log budget: l's own if its handler is a
+// *logbudget.Handler, so one budget and one suppression count can cover a
+// whole service, otherwise a budget of its own over l with logbudget's
+// defaults (10 records per key a minute). Each record carries the
+// attribute reason="<decoder>/<version>", so that under a budget keyed by
+// "reason" (as the decoder's own is) each version's warnings and each
+// version's panics have a budget of their own.
 func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(c *config) { c.logger = l })
-}
-
-// WithLogBudget sets the log budget: at most limit records of each kind
-// ("past sunset", "panicked") per version per interval, then one summary of
-// how many were suppressed. The
-// default is DefaultLogLimit per DefaultLogInterval. Both must be positive.
-func WithLogBudget(limit int, interval time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if limit <= 0 || interval <= 0 {
-			c.invalid("log budget %d per %v is not positive", limit, interval)
-			return
-		}
-		c.logLimit, c.logInterval = limit, interval
-	})
+	return optionFunc(func(c *config) error { c.logger = l; return nil })
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/compat"
+	"github.com/blastradius/blastradius/internal/metrictest"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 // panicVersions returns three versions: one whose Match panics, one whose
@@ -32,11 +34,13 @@ func panicVersions() []compat.Version[int] {
 // recovered into that attempt's *PanicError, that a later version still
 // decodes, and that each panic is counted and logged within the budget.
 func TestDecodePanics(t *testing.T) {
-	mp, reader := meter(t)
-	rec := &logRecorder{}
-	clk := newClock(t0)
-	d, err := compat.New(panicVersions(), compat.WithName("p"), compat.WithMeterProvider(mp),
-		compat.WithLogger(slog.New(rec)), compat.WithLogBudget(1, time.Minute), compat.WithClock(clk.Now))
+	mp := metrictest.New(t)
+	var out logs
+	budget, err := logbudget.New(out.handler(), logbudget.WithKeyAttr("reason"), logbudget.WithLimit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := compat.New(panicVersions(), compat.WithName("p"), compat.WithMeterProvider(mp), compat.WithLogger(slog.New(budget)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +99,7 @@ func TestDecodePanics(t *testing.T) {
 		"p|digits|fallback":  2,
 		"p||unrecognized":    1,
 	}
-	if got := decodes(t, reader); !reflect.DeepEqual(got, want) {
+	if got := decodes(t, mp); !reflect.DeepEqual(got, want) {
 		t.Errorf("decodes = %v\nwant      %v", got, want)
 	}
 	st := d.Stats()
@@ -105,18 +109,49 @@ func TestDecodePanics(t *testing.T) {
 	}
 
 	// Logged at Error with the stack, within the budget of each version
-	// (one per minute here): one record per version, the rest suppressed.
-	lines := rec.lines()
+	// (one a minute here): one record per version, the rest suppressed.
+	lines := out.lines()
 	if len(lines) != 2 {
 		t.Fatalf("logs:\n%s", strings.Join(lines, "\n"))
 	}
 	for i, w := range []string{
-		"ERROR compat: version panicked compat.decoder=p compat.version=bad-match func=Match panic=match boom stack=goroutine ",
-		"ERROR compat: version panicked compat.decoder=p compat.version=bad-decode func=Decode panic=runtime error: index out of range [3] with length 0 stack=goroutine ",
+		`level=ERROR msg="compat: version panicked" compat.decoder=p compat.version=bad-match reason=p/bad-match func=Match panic="match boom" stack="goroutine `,
+		`level=ERROR msg="compat: version panicked" compat.decoder=p compat.version=bad-decode reason=p/bad-decode func=Decode panic="runtime error: index out of range [3] with length 0" stack="goroutine `,
 	} {
 		if !strings.HasPrefix(lines[i], w) || !strings.Contains(lines[i], "panicVersions") {
 			t.Errorf("log %d = %q\nwant prefix %q and the panicking frame", i, lines[i], w)
 		}
+	}
+}
+
+// TestOwnLogBudget checks that a decoder given a logger without a budget
+// logs through a budget of its own, with logbudget's defaults (10 records
+// per key a minute), keyed by version, and counts what it suppressed on its
+// meter provider.
+func TestOwnLogBudget(t *testing.T) {
+	mp := metrictest.New(t)
+	var out logs
+	d, err := compat.New(panicVersions(), compat.WithName("p"), compat.WithMeterProvider(mp),
+		compat.WithLogger(slog.New(out.handler())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 15 {
+		if _, _, err := d.Decode(context.Background(), []byte("123")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := map[string]int{}
+	for _, l := range out.lines() {
+		_, reason, _ := strings.Cut(l, " reason=")
+		reason, _, _ = strings.Cut(reason, " ")
+		count[reason]++
+	}
+	if want := map[string]int{"p/bad-match": 10, "p/bad-decode": 10}; !reflect.DeepEqual(count, want) {
+		t.Errorf("records per reason = %v, want %v", count, want)
+	}
+	if n := mp.Sum(logbudget.SuppressedMetric); n != 10 {
+		t.Errorf("%s = %d, want 10", logbudget.SuppressedMetric, n)
 	}
 }
 
@@ -129,7 +164,7 @@ func TestDecodePanicsInOrder(t *testing.T) {
 		name := strconv.Itoa(i)
 		vs = append(vs, compat.Version[int]{Name: name, Match: func([]byte) bool { panic(name) }, Decode: digits})
 	}
-	d, err := compat.New(append(vs, compat.Version[int]{Name: "digits", Decode: digits}), compat.WithLogger(slog.New(&logRecorder{})))
+	d, err := compat.New(append(vs, compat.Version[int]{Name: "digits", Decode: digits}), compat.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
