@@ -9,9 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/blastradius/blastradius/internal/telemetry"
 	"github.com/blastradius/blastradius/logbudget"
@@ -75,9 +73,10 @@ type version[T any] struct {
 	// panicKey are its two records, resolved once against the budget.
 	logAttrs            []slog.Attr
 	sunsetKey, panicKey *logbudget.Key
-	opts                [numVersionResults][]metric.ObserveOption
-	counts              [numVersionResults]atomic.Uint64
-	lastSeen            atomic.Int64 // unix nanoseconds; only for versions with a Sunset
+	// counts is the index of the version's first count in Decoder.counts:
+	// counts+r counts result r.
+	counts   int
+	lastSeen atomic.Int64 // unix nanoseconds; only for versions with a Sunset
 }
 
 // Decoder decodes every registered version of a format into T. It is safe
@@ -95,8 +94,10 @@ type Decoder[T any] struct {
 	order    []*version[T]
 	nMatched int // order[:nMatched] have a Match
 
-	unrecognizedOpts, tooLargeOpts []metric.ObserveOption
-	unrecognized, tooLarge         atomic.Uint64
+	// counts holds the compat.decodes counts: numVersionResults per version,
+	// in the order given, then unrecognized and too_large.
+	counts                 *telemetry.Counts
+	unrecognized, tooLarge int // indexes in counts
 }
 
 // New returns a Decoder for versions, which are tried as Decode describes.
@@ -149,16 +150,15 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 		budget:  budget,
 	}
 	dec := attribute.String(attrDecoder, d.name)
-	d.unrecognizedOpts = telemetry.ObserveOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "unrecognized"))
-	d.tooLargeOpts = telemetry.ObserveOpts(dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "too_large"))
+	var sets [][]attribute.KeyValue
 	for _, v := range versions {
-		iv := &version[T]{Version: v, hasSunset: !v.Sunset.IsZero()}
+		iv := &version[T]{Version: v, hasSunset: !v.Sunset.IsZero(), counts: len(sets)}
 		iv.logAttrs = []slog.Attr{slog.String(attrDecoder, d.name), slog.String(attrVersion, v.Name),
 			slog.String(attrReason, d.name+"/"+v.Name)}
 		iv.sunsetKey = budget.Key(msgPastSunset, iv.logAttrs...)
 		iv.panicKey = budget.Key(msgPanicked, iv.logAttrs...)
-		for r, name := range resultNames {
-			iv.opts[r] = telemetry.ObserveOpts(dec, attribute.String(attrVersion, v.Name), attribute.String(attrResult, name))
+		for _, r := range resultNames {
+			sets = append(sets, []attribute.KeyValue{dec, attribute.String(attrVersion, v.Name), attribute.String(attrResult, r)})
 		}
 		d.all = append(d.all, iv)
 		if v.Match != nil {
@@ -171,42 +171,17 @@ func New[T any](versions []Version[T], opts ...Option) (*Decoder[T], error) {
 			d.order = append(d.order, iv)
 		}
 	}
-	// The hot path only adds to atomic counters; the SDK reads them when it
-	// collects, so recording costs Decode nothing but an atomic add.
-	// Several decoders share one instrument, each with its own callback.
-	m := telemetry.Meter(c.mp, "compat")
-	counter, err := m.Int64ObservableCounter(metricDecodes,
-		metric.WithDescription("Inputs decoded, by decoder, version and result (panic: a version's Match or Decode panicked)."),
-		metric.WithUnit("{decode}"))
-	if err == nil {
-		_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			d.observe(o, counter)
-			return nil
-		}, counter)
-	}
-	if err != nil {
-		otel.Handle(err)
-	}
+	d.unrecognized, d.tooLarge = len(sets), len(sets)+1
+	sets = append(sets,
+		[]attribute.KeyValue{dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "unrecognized")},
+		[]attribute.KeyValue{dec, attribute.String(attrVersion, ""), attribute.String(attrResult, "too_large")})
+	d.counts = telemetry.NewCounts(telemetry.Meter(c.mp, "compat"), metricDecodes,
+		"Inputs decoded, by decoder, version and result (panic: a version's Match or Decode panicked).", "{decode}", sets...)
 	return d, nil
 }
 
-// observe reports the counters to OpenTelemetry. Like a synchronous
-// counter, a combination that never happened has no data point.
-func (d *Decoder[T]) observe(o metric.Observer, c metric.Int64Observable) {
-	for _, v := range d.all {
-		for r := range v.counts {
-			if n := v.counts[r].Load(); n > 0 {
-				o.ObserveInt64(c, int64(n), v.opts[r]...)
-			}
-		}
-	}
-	if n := d.unrecognized.Load(); n > 0 {
-		o.ObserveInt64(c, int64(n), d.unrecognizedOpts...)
-	}
-	if n := d.tooLarge.Load(); n > 0 {
-		o.ObserveInt64(c, int64(n), d.tooLargeOpts...)
-	}
-}
+// count adds one to count i of d.counts.
+func (d *Decoder[T]) count(i int) { d.counts.Add(i, 1) }
 
 // The metric, its attribute keys (also those of log records), and the log
 // messages.
@@ -254,7 +229,7 @@ const (
 func (d *Decoder[T]) Decode(ctx context.Context, data []byte) (T, Result, error) {
 	var zero T
 	if len(data) > d.maxSize {
-		d.tooLarge.Add(1)
+		d.count(d.tooLarge)
 		return zero, Result{}, &Error{Decoder: d.name, Size: len(data), Limit: d.maxSize, tooLarge: true}
 	}
 
@@ -270,7 +245,7 @@ func (d *Decoder[T]) Decode(ctx context.Context, data []byte) (T, Result, error)
 		// Counted as past_sunset when it was refused.
 		return zero, Result{Version: p.refused.Name, PastSunset: true}, e
 	}
-	d.unrecognized.Add(1)
+	d.count(d.unrecognized)
 	return zero, Result{}, e
 }
 
@@ -370,7 +345,7 @@ func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ R
 			if p.refused == nil {
 				p.refused = v
 			}
-			v.counts[resPastSunset].Add(1)
+			d.count(v.counts + resPastSunset)
 			p.add(Attempt{Version: v.Name, Err: ErrSunset})
 			continue
 		}
@@ -383,7 +358,7 @@ func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ R
 		case res.Fallback:
 			r = resFallback
 		}
-		v.counts[r].Add(1)
+		d.count(v.counts + r)
 		return out, res, true
 	}
 	return zero, Result{}, false
@@ -393,7 +368,7 @@ func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ R
 // recover, while the panicking frames are still on the stack, so the stack
 // is captured only for a record the log budget passes.
 func (d *Decoder[T]) panicked(ctx context.Context, v *version[T], fn string, r any) error {
-	v.counts[resPanic].Add(1)
+	d.count(v.counts + resPanic)
 	d.log(ctx, v, v.panicKey, slog.LevelError, msgPanicked, func(rec *slog.Record) {
 		rec.AddAttrs(slog.String("func", fn), slog.Any("panic", r), slog.String("stack", panicStack()))
 	})
@@ -489,18 +464,19 @@ type Stats struct {
 // Stats returns a snapshot of the decoder's counts. The counts are read one
 // at a time, not as one atomic snapshot.
 func (d *Decoder[T]) Stats() Stats {
+	load := func(i int) uint64 { return uint64(d.counts.Load(i)) }
 	s := Stats{
 		Versions:     make([]VersionStats, len(d.all)),
-		Unrecognized: d.unrecognized.Load(),
-		TooLarge:     d.tooLarge.Load(),
+		Unrecognized: load(d.unrecognized),
+		TooLarge:     load(d.tooLarge),
 	}
 	for i, v := range d.all {
 		vs := VersionStats{
 			Name:       v.Name,
-			OK:         v.counts[resOK].Load(),
-			Fallback:   v.counts[resFallback].Load(),
-			PastSunset: v.counts[resPastSunset].Load(),
-			Panics:     v.counts[resPanic].Load(),
+			OK:         load(v.counts + resOK),
+			Fallback:   load(v.counts + resFallback),
+			PastSunset: load(v.counts + resPastSunset),
+			Panics:     load(v.counts + resPanic),
 		}
 		if ns := v.lastSeen.Load(); ns != 0 {
 			vs.LastSeen = time.Unix(0, ns)

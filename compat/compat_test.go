@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/blastradius/blastradius/compat"
 	"github.com/blastradius/blastradius/internal/metrictest"
 )
@@ -330,5 +332,32 @@ func TestThen(t *testing.T) {
 	}
 	if compat.Then[int, int](nil, double) != nil || compat.Then[int, int](parse, nil) != nil {
 		t.Error("Then with a nil step is not nil")
+	}
+}
+
+// TestDecodesInstrument checks the instrument behind blastradius.compat.decodes:
+// a monotonic int64 counter in the compat scope, counted in {decode}.
+func TestDecodesInstrument(t *testing.T) {
+	mp := metrictest.New(t)
+	d, err := compat.New([]compat.Version[int]{{Name: "v1", Decode: digits}}, compat.WithName("n"), compat.WithMeterProvider(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = d.Decode(context.Background(), []byte("1"))
+	var found bool
+	for _, sm := range mp.Collect().ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != metricDecodes {
+				continue
+			}
+			found = true
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if sm.Scope.Name != "github.com/blastradius/blastradius/compat" || m.Unit != "{decode}" || !ok || !sum.IsMonotonic {
+				t.Errorf("scope %q, unit %q, data %T (monotonic %v)", sm.Scope.Name, m.Unit, m.Data, sum.IsMonotonic)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no %s", metricDecodes)
 	}
 }
