@@ -8,7 +8,9 @@ import (
 )
 
 var (
-	// ErrInvalidConfig is wrapped by every error New returns.
+	// ErrInvalidConfig is wrapped by the error New returns for an invalid
+	// version or option, and by the value JSONField and Then panic with
+	// for an invalid argument.
 	ErrInvalidConfig = errors.New("compat: invalid config")
 	// ErrTooLarge is matched by the error Decode returns when the input is
 	// longer than the size cap (see WithMaxSize); no version ran.

@@ -49,12 +49,13 @@ type Scalar interface {
 // returned func never panics, and returns false for anything that is not a
 // JSON object.
 //
-// JSONField panics if value is a NaN or an infinity: no JSON number equals
-// it, so such a matcher could only ever fail, silently.
+// JSONField panics with an error wrapping ErrInvalidConfig if value is a
+// NaN or an infinity: no JSON number equals it, so such a matcher could only
+// ever fail, silently.
 func JSONField[V Scalar](name string, value V) func(data []byte) bool {
 	want := scalarOf(value)
 	if (want.kind == reflect.Float32 || want.kind == reflect.Float64) && (math.IsNaN(want.f) || math.IsInf(want.f, 0)) {
-		panic("compat: JSONField value " + strconv.FormatFloat(want.f, 'g', -1, 64) + " is not a finite number")
+		panic(invalid("JSONField(%q, %v): not a finite number", name, value))
 	}
 	return func(data []byte) bool {
 		return matchField(data, name, want)

@@ -1,8 +1,8 @@
 package compat_test
 
 import (
+	"errors"
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/blastradius/blastradius/compat"
@@ -220,30 +220,37 @@ func TestJSONFieldNumberAllocs(t *testing.T) {
 	}
 }
 
-// TestJSONFieldNonFinite checks that a value no JSON number can equal is
-// refused when the matcher is built, naming the value, rather than silently
-// never matching.
-func TestJSONFieldNonFinite(t *testing.T) {
-	for _, build := range []struct {
+// TestConstructorsPanicOnInvalidConfig checks that the constructors
+// without an error result, JSONField and Then, refuse an invalid argument
+// when the func is built, with a panic whose value wraps ErrInvalidConfig
+// and names the function and the value: a JSONField value no JSON number
+// can equal would otherwise silently never match, and a nil step would
+// fail only later.
+func TestConstructorsPanicOnInvalidConfig(t *testing.T) {
+	parse := func(b []byte) (int, error) { return len(b), nil }
+	double := func(n int) (int, error) { return 2 * n, nil }
+	for _, tt := range []struct {
 		name string
 		f    func()
+		msg  string
 	}{
-		{"NaN", func() { compat.JSONField("v", math.NaN()) }},
-		{"+Inf", func() { compat.JSONField("v", math.Inf(1)) }},
-		{"-Inf", func() { compat.JSONField("v", math.Inf(-1)) }},
-		{"float32 NaN", func() { compat.JSONField("v", float32(math.NaN())) }},
-		{"float32 +Inf", func() { compat.JSONField("v", float32(math.Inf(1))) }},
+		{"NaN", func() { compat.JSONField("v", math.NaN()) }, `JSONField("v", NaN): not a finite number`},
+		{"+Inf", func() { compat.JSONField("v", math.Inf(1)) }, `JSONField("v", +Inf): not a finite number`},
+		{"-Inf", func() { compat.JSONField("v", math.Inf(-1)) }, `JSONField("v", -Inf): not a finite number`},
+		{"float32 NaN", func() { compat.JSONField("w", float32(math.NaN())) }, `JSONField("w", NaN): not a finite number`},
+		{"float32 +Inf", func() { compat.JSONField("w", float32(math.Inf(1))) }, `JSONField("w", +Inf): not a finite number`},
+		{"Then nil decode", func() { compat.Then(nil, double) }, "Then(nil, upgrade): nil decode"},
+		{"Then nil upgrade", func() { compat.Then[int, int](parse, nil) }, "Then(decode, nil): nil upgrade"},
 	} {
-		func() {
+		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
-				r := recover()
-				msg, _ := r.(string)
-				if want := "compat: JSONField value " + strings.TrimPrefix(build.name, "float32 ") + " is not a finite number"; msg != want {
-					t.Errorf("%s: panic %v, want %q", build.name, r, want)
+				err, _ := recover().(error)
+				if want := "compat: invalid config: " + tt.msg; !errors.Is(err, compat.ErrInvalidConfig) || err.Error() != want {
+					t.Errorf("panic %v, want an error %q", err, want)
 				}
 			}()
-			build.f()
-		}()
+			tt.f()
+		})
 	}
 	if !compat.JSONField("v", math.MaxFloat64)([]byte(`{"v":1.7976931348623157e308}`)) {
 		t.Error("MaxFloat64 does not match itself")

@@ -7,12 +7,15 @@ package compat
 //
 //	v1 := compat.Then(compat.Then(parseV1, v1ToV2), v2ToV3) // []byte → V3
 //
-// The composed func returns decode's error, or upgrade's, unchanged. If
-// decode or upgrade is nil, Then returns nil, which New rejects as a nil
-// Decode.
+// The composed func returns decode's error, or upgrade's, unchanged. Then
+// panics with an error wrapping ErrInvalidConfig if decode or upgrade is
+// nil.
 func Then[A, B any](decode func([]byte) (A, error), upgrade func(A) (B, error)) func([]byte) (B, error) {
-	if decode == nil || upgrade == nil {
-		return nil
+	switch {
+	case decode == nil:
+		panic(invalid("Then(nil, upgrade): nil decode"))
+	case upgrade == nil:
+		panic(invalid("Then(decode, nil): nil upgrade"))
 	}
 	return func(data []byte) (B, error) {
 		a, err := decode(data)
