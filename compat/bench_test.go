@@ -1,7 +1,10 @@
 package compat_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -145,11 +148,11 @@ type benchCase struct {
 // Decode called directly. The decoders record to a real OpenTelemetry SDK
 // meter provider.
 func benchCases(b *testing.B) []benchCase {
-	clk := fakeclock.New()
+	clk := fakeclock.New() // the tokens' expiry clock
 	kit := newTokenKit(clk.Now)
 	mp := metrictest.New(b)
-	vs := kit.versions(t0.Add(100 * month)) // v1 has a sunset, not yet reached
-	tokens, err := compat.New(vs, compat.WithName("tokens"), compat.WithMeterProvider(mp), compat.WithClock(clk.Now))
+	vs := kit.versions(time.Now().AddDate(10, 0, 0)) // v1 has a sunset, not yet reached: Decode reads the real clock
+	tokens, err := compat.New(vs, compat.WithName("tokens"), compat.WithMeterProvider(mp))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -172,6 +175,78 @@ func benchCases(b *testing.B) []benchCase {
 		{"tiny", []byte("1234567"), func(in []byte) error { _, err := tiny[1].Decode(in); return err },
 			func(in []byte) error { _, _, err := tinyDec.Decode(context.Background(), in); return err },
 			func(in string) error { _, err := tinyDec.Verify(context.Background(), in); return err }},
+	}
+}
+
+// BenchmarkVerifyBad measures Verify of the inputs that do not decode
+// cleanly against Verify of a valid v3 token (HMAC-SHA256 and a JSON
+// payload) on the same decoder, alternating blocks of each as
+// BenchmarkDecodePaired does, and reports the medians and the ratio
+// bad/valid. The budget is 2×: a flood of bad tokens must not cost the
+// service much more than the same traffic of good ones. The decoder logs
+// through its own log budget into a text handler that discards its output,
+// so all but the first records of each kind are suppressed, as in a flood.
+//
+//   - forged: a v3 token with a wrong signature (v3 fails, then v1);
+//   - garbage: no version's Match claims it, v1 fails;
+//   - past_sunset: a valid v1 token after v1's sunset, accepted and
+//     logged;
+//   - panic: a version whose Match panics on it (recovered, counted,
+//     logged with its stack), then v1 fails.
+func BenchmarkVerifyBad(b *testing.B) {
+	clk := fakeclock.New()
+	kit, other := newTokenKit(clk.Now), wrongKeys(clk.Now)
+	vs := append([]compat.Version[Claims]{{Name: "v9", Match: func(b []byte) bool {
+		if bytes.HasPrefix(b, []byte("v9.")) {
+			panic("v9 parser bug")
+		}
+		return false
+	}, Decode: func([]byte) (Claims, error) { return Claims{}, errMalformed }}},
+		kit.versions(time.Now().Add(-time.Hour))...)
+	dec, err := compat.New(vs, compat.WithName("tokens"), compat.WithMeterProvider(metrictest.New(b)),
+		compat.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	exp := t0.Add(time.Hour)
+	valid := kit.mintV3("k1", "carol", exp)
+	verify := func(tok string) error { _, err := dec.Verify(context.Background(), tok); return err }
+	if err := verify(valid); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, tok string
+		ok        bool
+	}{
+		{"forged", other.mintV3("k1", "mallory", exp), false},
+		{"garbage", "not a token at all, just noise of about a token's length", false},
+		{"past_sunset", kit.mintV1("alice", exp), true},
+		{"panic", "v9." + valid[3:], false},
+	} {
+		if err := verify(c.tok); (err == nil) != c.ok {
+			b.Fatalf("%s: %v", c.name, err)
+		}
+		b.Run("token="+c.name, func(b *testing.B) {
+			const block = 32
+			var good, bad []float64
+			for done := 0; done < b.N; done += 2 * block {
+				start := time.Now()
+				for range block {
+					_ = verify(valid)
+				}
+				mid := time.Now()
+				for range block {
+					_ = verify(c.tok)
+				}
+				good = append(good, float64(mid.Sub(start).Nanoseconds())/block)
+				bad = append(bad, float64(time.Since(mid).Nanoseconds())/block)
+			}
+			g, v := median(good), median(bad)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(g, "valid-ns/op")
+			b.ReportMetric(v, "bad-ns/op")
+			b.ReportMetric(v/g, "bad/valid")
+		})
 	}
 }
 

@@ -232,107 +232,30 @@ func (d *Decoder[T]) Decode(ctx context.Context, data []byte) (T, Result, error)
 		d.count(d.tooLarge)
 		return zero, Result{}, &Error{Decoder: d.name, Size: len(data), Limit: d.maxSize, tooLarge: true}
 	}
-
-	var p pass[T]
-	for p.next < len(d.order) {
-		if out, res, ok := d.run(ctx, data, &p); ok {
-			return out, res, nil
-		}
-	}
-
-	e := &Error{Decoder: d.name, Size: len(data), Cause: p.cause, Attempts: p.attempts()}
-	if p.refused != nil {
-		// Counted as past_sunset when it was refused.
-		return zero, Result{Version: p.refused.Name, PastSunset: true}, e
-	}
-	d.count(d.unrecognized)
-	return zero, Result{}, e
-}
-
-// pass is the state of one Decode call as it walks the candidates.
-type pass[T any] struct {
-	next    int         // index in Decoder.order of the next candidate
-	calling versionFunc // the version's func that is running, if any
-	// The attempts so far, n of them: the first ones in buf, which stays
-	// on Decode's stack (a slice into it, stored through the pointer that
-	// run gets, would move it to the heap), the rest in more.
-	n       int
-	buf     [4]Attempt
-	more    []Attempt
-	refused *version[T] // the first version refused past its sunset
-	cause   error       // ctx.Err(), if that stopped the pass
-}
-
-func (p *pass[T]) add(a Attempt) {
-	if p.n < len(p.buf) {
-		p.buf[p.n] = a
-	} else {
-		p.more = append(p.more, a)
-	}
-	p.n++
-}
-
-// attempts returns a copy of the attempts, or nil if there were none.
-func (p *pass[T]) attempts() []Attempt {
-	if p.n == 0 {
-		return nil
-	}
-	a := make([]Attempt, 0, p.n)
-	a = append(a, p.buf[:min(p.n, len(p.buf))]...)
-	return append(a, p.more...)
-}
-
-// versionFunc names a func of a Version while it runs.
-type versionFunc uint8
-
-const (
-	callingNone versionFunc = iota
-	callingMatch
-	callingDecode
-)
-
-var versionFuncNames = [...]string{callingMatch: "Match", callingDecode: "Decode"}
-
-// run tries the candidates from p.next on, and reports ok when one decoded
-// the input. When a version's Match or Decode panics, run recovers the panic
-// into that version's attempt and returns, with p.next on the candidate
-// after it: Decode calls run again. One deferred recover per run costs less
-// than one around each call of a version's func.
-func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ Result, ok bool) {
-	defer func() {
-		if p.calling == callingNone {
-			return // not in a version's func: a panic, if any, goes on up
-		}
-		if r := recover(); r != nil {
-			v := d.order[p.next-1]
-			p.add(Attempt{Version: v.Name, Err: d.panicked(ctx, v, versionFuncNames[p.calling], r)})
-			p.calling = callingNone
-		}
-	}()
-	var zero T
-	for p.next < len(d.order) {
-		v := d.order[p.next]
-		p.next++
-		matched := p.next <= d.nMatched
+	var (
+		failed  attempts
+		refused *version[T] // the first version refused past its sunset
+		cause   error       // ctx.Err(), if that stopped the decode
+	)
+	for i, v := range d.order {
+		matched := i < d.nMatched
 		if matched {
-			p.calling = callingMatch
-			ok := v.Match(data)
-			p.calling = callingNone
+			ok, err := d.match(ctx, v, data)
+			if err != nil {
+				failed.add(Attempt{Version: v.Name, Err: err})
+			}
 			if !ok {
 				continue
 			}
 		}
-		if p.n > 0 {
-			if err := ctx.Err(); err != nil {
-				p.cause, p.next = err, len(d.order)
-				return zero, Result{}, false
+		if failed.n > 0 {
+			if cause = ctx.Err(); cause != nil {
+				break
 			}
 		}
-		p.calling = callingDecode
-		out, err := v.Decode(data)
-		p.calling = callingNone
+		out, err := d.decode(ctx, v, data)
 		if err != nil {
-			p.add(Attempt{Version: v.Name, Err: err})
+			failed.add(Attempt{Version: v.Name, Err: err})
 			continue
 		}
 		past := false
@@ -342,14 +265,14 @@ func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ R
 			past = !now.Before(v.Sunset)
 		}
 		if past && d.reject {
-			if p.refused == nil {
-				p.refused = v
+			if refused == nil {
+				refused = v
 			}
 			d.count(v.counts + resPastSunset)
-			p.add(Attempt{Version: v.Name, Err: ErrSunset})
+			failed.add(Attempt{Version: v.Name, Err: ErrSunset})
 			continue
 		}
-		res := Result{Version: v.Name, Fallback: !matched || p.n > 0, PastSunset: past}
+		res := Result{Version: v.Name, Fallback: !matched || failed.n > 0, PastSunset: past}
 		r := resOK
 		switch {
 		case past:
@@ -359,14 +282,70 @@ func (d *Decoder[T]) run(ctx context.Context, data []byte, p *pass[T]) (_ T, _ R
 			r = resFallback
 		}
 		d.count(v.counts + r)
-		return out, res, true
+		return out, res, nil
 	}
-	return zero, Result{}, false
+
+	e := &Error{Decoder: d.name, Size: len(data), Cause: cause, Attempts: failed.list()}
+	if refused != nil {
+		// Counted as past_sunset when it was refused.
+		return zero, Result{Version: refused.Name, PastSunset: true}, e
+	}
+	d.count(d.unrecognized)
+	return zero, Result{}, e
+}
+
+// attempts collects the failed attempts of one Decode call: the first few
+// in buf, which stays on Decode's stack, the rest in more.
+type attempts struct {
+	n    int
+	buf  [4]Attempt
+	more []Attempt
+}
+
+func (a *attempts) add(at Attempt) {
+	if a.n < len(a.buf) {
+		a.buf[a.n] = at
+	} else {
+		a.more = append(a.more, at)
+	}
+	a.n++
+}
+
+// list returns a copy of the attempts, or nil if there were none.
+func (a *attempts) list() []Attempt {
+	if a.n == 0 {
+		return nil
+	}
+	l := make([]Attempt, 0, a.n)
+	l = append(l, a.buf[:min(a.n, len(a.buf))]...)
+	return append(l, a.more...)
+}
+
+// match calls v.Match, recovering a panic into the error it returns.
+func (d *Decoder[T]) match(ctx context.Context, v *version[T], data []byte) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = d.panicked(ctx, v, "Match", r)
+		}
+	}()
+	return v.Match(data), nil
+}
+
+// decode calls v.Decode, recovering a panic into the error it returns.
+func (d *Decoder[T]) decode(ctx context.Context, v *version[T], data []byte) (out T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = d.panicked(ctx, v, "Decode", r)
+		}
+	}()
+	return v.Decode(data)
 }
 
 // panicked counts and logs a recovered panic. It runs in the deferred
-// recover, while the panicking frames are still on the stack, so the stack
-// is captured only for a record the log budget passes.
+// recover, while the panicking frames are still on the stack, and captures
+// the stack only for a record the log budget passes: a flood of panics
+// costs a fraction of a valid token's decode, where capturing every stack
+// would cost over ten times as much (BenchmarkVerifyBad).
 func (d *Decoder[T]) panicked(ctx context.Context, v *version[T], fn string, r any) error {
 	d.count(v.counts + resPanic)
 	d.log(ctx, v, v.panicKey, slog.LevelError, msgPanicked, func(rec *slog.Record) {
