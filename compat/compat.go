@@ -15,7 +15,8 @@ import (
 	"github.com/blastradius/blastradius/logbudget"
 )
 
-// Version is one version of a format that is still in circulation.
+// Version is one version of a format that is still in circulation. The
+// zero Version is not valid: New requires a Name and a Decode.
 type Version[T any] struct {
 	// Name identifies the version in Results, errors, metrics and logs. It
 	// must be non-empty and unique within a Decoder.
@@ -37,7 +38,8 @@ type Version[T any] struct {
 	Sunset time.Time
 }
 
-// Result describes how Decode decoded its input.
+// Result describes how Decode decoded its input. The zero Result is that of
+// an input no version decoded.
 type Result struct {
 	// Version is the name of the version that decoded the input. On failure
 	// it is empty, unless a version decoded the input but was refused
@@ -80,7 +82,7 @@ type version[T any] struct {
 }
 
 // Decoder decodes every registered version of a format into T. It is safe
-// for concurrent use.
+// for concurrent use. The zero value is not usable: use New.
 type Decoder[T any] struct {
 	name    string
 	maxSize int
@@ -403,7 +405,7 @@ func (d *Decoder[T]) Verify(ctx context.Context, token string) (T, error) {
 func (d *Decoder[T]) Name() string { return d.name }
 
 // VersionStats counts one version's decodes since New. The counts mirror
-// the blastradius.compat.decodes metric.
+// the blastradius.compat.decodes metric. The zero value counts nothing.
 type VersionStats struct {
 	// Name is the version's name.
 	Name string
@@ -430,7 +432,7 @@ func (s VersionStats) Total() uint64 { return s.OK + s.Fallback + s.PastSunset }
 
 // Stats is a snapshot of a decoder's counts since New, readable without
 // OpenTelemetry: watch a version's Total and LastSeen to know when its last
-// input died and its parser can be retired.
+// input died and its parser can be retired. The zero value counts nothing.
 type Stats struct {
 	// Versions has one entry per version, in the order given to New.
 	Versions []VersionStats

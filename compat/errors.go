@@ -32,7 +32,8 @@ var (
 // PanicError is the error of an attempt whose version's Match or Decode
 // panicked. Decode recovers the panic, counts and logs it, and tries the next
 // candidate. It matches ErrPanic, and unwraps to the panic value if that is
-// an error (a runtime.Error, for example).
+// an error (a runtime.Error, for example). Decode fills in its fields; the
+// zero value names no version.
 type PanicError struct {
 	// Version is the version's name.
 	Version string
@@ -54,7 +55,8 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// Attempt is one version tried by Decode, and the error it failed with.
+// Attempt is one version tried by Decode, and the error it failed with. The
+// zero value names no version.
 type Attempt struct {
 	// Version is the version's name.
 	Version string
@@ -68,7 +70,8 @@ type Attempt struct {
 // was over the size cap, and ErrUnrecognized otherwise. Through Unwrap it
 // also matches each attempt's error (for example a verifier's "expired"
 // sentinel, ErrSunset, or ErrPanic) and, if ctx was done between attempts,
-// ctx.Err().
+// ctx.Err(). Decode fills in its fields; the zero value is an unrecognized
+// input with no attempts.
 type Error struct {
 	// Decoder is the decoder's name (see WithName).
 	Decoder string

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/blastradius/blastradius/compat"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 // User is the current ("hub") type in the examples.
@@ -123,6 +126,30 @@ func ExampleWithRejectAfterSunset() {
 	fmt.Printf("%+v %v %v\n", res, errors.Is(err, compat.ErrSunset), err)
 	// Output:
 	// {Version:v1 Fallback:false PastSunset:true} true compat: unrecognized (decoder users): v1: compat: version past sunset
+}
+
+func ExampleWithLogger() {
+	// One log budget for the whole service (here 1 record per message and
+	// reason a minute), handed to every package that logs.
+	text := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == "since" {
+			return slog.Attr{} // not reproducible
+		}
+		return a
+	}})
+	budget, _ := logbudget.New(text, logbudget.WithKeyAttr("reason"), logbudget.WithLimit(1))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	dec, _ := compat.New([]compat.Version[User]{
+		{Name: "v2", Match: compat.JSONField("v", 2), Decode: parseUserV2},
+		{Name: "v1", Decode: compat.Then(parseUserV1, upgradeUserV1), Sunset: now.Add(-time.Hour)},
+	}, compat.WithName("users"), compat.WithLogger(slog.New(budget)), compat.WithClock(func() time.Time { return now }))
+	for range 3 {
+		_, _, _ = dec.Decode(context.Background(), []byte("7|ada"))
+	}
+	budget.Flush(context.Background()) // on shutdown
+	// Output:
+	// level=WARN msg="compat: version past sunset accepted" compat.decoder=users compat.version=v1 reason=users/v1 sunset=2025-12-31T23:00:00.000Z
+	// level=WARN msg="log budget: records suppressed" message="compat: version past sunset accepted" suppressed=2 reason=users/v1
 }
 
 func ExamplePrefix() {

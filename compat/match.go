@@ -16,7 +16,8 @@ func Prefix(p string) func(data []byte) bool {
 	}
 }
 
-// Scalar is the set of Go types JSONField compares a member's value with.
+// Scalar is the set of Go types JSONField compares a member's value with: a
+// type constraint, with no values of its own.
 type Scalar interface {
 	~string | ~bool |
 		~int | ~int8 | ~int16 | ~int32 | ~int64 |

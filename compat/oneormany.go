@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 )
 
-// Shape is the JSON shape a OneOrMany was decoded from.
+// Shape is the JSON shape a OneOrMany was decoded from. The zero Shape is
+// Unset.
 type Shape uint8
 
 // The shapes a OneOrMany can record.
@@ -42,7 +43,8 @@ func (s Shape) String() string {
 // an array to an object (or back) keeps decoding, and can be counted (I3).
 //
 // T must not itself be decoded from a JSON array (a slice or array type):
-// an array is always read as Many.
+// an array is always read as Many. The zero value holds no items, with
+// Shape Unset, ready to decode into.
 type OneOrMany[T any] struct {
 	// Items holds the decoded value or values.
 	Items []T
