@@ -69,5 +69,7 @@
 // cache); the histogram blastradius.fleet.apply.latency (seconds from the
 // store's publish time to the apply, by op); and the gauge
 // blastradius.fleet.staleness (seconds since the last store contact, by
-// service.instance.id). Repeated log lines pass through a log budget.
+// service.instance.id). Repeated log lines pass through a log budget (see
+// WithLogger) that counts what it suppresses in
+// blastradius.logbudget.suppressed.
 package fleet

@@ -7,3 +7,6 @@ var (
 	ParseCache    = parseCache
 	EncodeCache   = encodeCache
 )
+
+// MsgReadFailed is the log message of a failed store read.
+const MsgReadFailed = msgReadFailed

@@ -177,26 +177,23 @@ func WithOnApply(f func(Instance)) Option {
 }
 
 // WithClock sets the clock used for staleness, timestamps and latency.
-// The default is time.Now. Timers run on the time package.
+// The default (and nil) is time.Now. Timers run on the time package.
 func WithClock(now func() time.Time) Option {
-	return option(func(c *config) error {
-		if now == nil {
-			return fmt.Errorf("%w: nil clock", ErrInvalidConfig)
-		}
-		c.now = now
-		return nil
-	})
+	return option(func(c *config) error { c.now = now; return nil })
 }
 
-// WithLogger sets the logger. The default is slog.Default() at
-// construction. Repeated messages (store errors, rejections) pass through a
-// log budget of 10 lines a minute per message and op.
+// WithLogger sets the logger. The default (and nil) is slog.Default() at
+// construction. Repeated messages (applies, refusals, store errors) pass
+// through a log budget: l's own if its handler is a *logbudget.Handler,
+// otherwise one of the Syncer's own with logbudget's defaults (10 lines a
+// minute per message and reason).
 func WithLogger(l *slog.Logger) Option {
 	return option(func(c *config) error { c.logger = l; return nil })
 }
 
-// WithMeterProvider sets the OpenTelemetry meter provider. The default is
-// the otel global provider.
+// WithMeterProvider sets the OpenTelemetry meter provider of the fleet's
+// instruments and of its own log budget's suppression counter. The default
+// (and nil) is the otel global provider.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return option(func(c *config) error { c.mp = mp; return nil })
 }

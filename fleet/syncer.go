@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/blastradius/blastradius/internal/logbudget"
+	"github.com/blastradius/blastradius/logbudget"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -66,7 +66,7 @@ func New(store Store, reg *rollout.Registry, opts ...Option) (*Syncer, error) {
 	if store == nil || reg == nil {
 		return nil, fmt.Errorf("%w: nil store or registry", ErrInvalidConfig)
 	}
-	c := config{heartbeat: DefaultHeartbeatInterval, reconcile: DefaultReconcileInterval, timeout: DefaultTimeout, now: time.Now}
+	c := config{heartbeat: DefaultHeartbeatInterval, reconcile: DefaultReconcileInterval, timeout: DefaultTimeout}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
@@ -95,23 +95,23 @@ func New(store Store, reg *rollout.Registry, opts ...Option) (*Syncer, error) {
 	if c.build == "" {
 		c.build = buildVersion()
 	}
-	if c.logger == nil {
-		c.logger = slog.Default()
+	if c.now == nil {
+		c.now = time.Now
 	}
 	s := &Syncer{
 		store:   store,
 		reg:     reg,
 		cfg:     c,
-		log:     c.logger,
+		log:     cmp.Or(c.logger, slog.Default()),
 		wake:    make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 		started: c.now(),
 		seen:    make(map[string]uint64),
 	}
 	s.lastContact = s.started
-	s.noisy = slog.New(logbudget.New(c.logger.Handler(), logbudget.Options{
-		Limit: 10, Interval: time.Minute, KeyAttr: attrOp, Now: c.now,
-	}))
+	// The options are valid, so For cannot fail.
+	budget, _ := logbudget.For(c.logger, logbudget.WithKeyAttr("reason"), logbudget.WithMeterProvider(c.mp))
+	s.noisy = slog.New(budget)
 	s.m = newMetrics(c.mp, s)
 	return s, nil
 }
@@ -448,7 +448,29 @@ func (s *Syncer) storeError(op string, err error) {
 	s.mu.Lock()
 	s.storeErr = op + ": " + err.Error()
 	s.mu.Unlock()
-	s.noisy.Warn("fleet: store call failed", attrOp, op, "error", err)
+	s.noisy.Warn(failedMsg(op), "error", err)
+}
+
+// Messages of failed store and cache calls: one each, so that each has a
+// log budget of its own.
+const (
+	msgReadFailed      = "fleet: store read failed"
+	msgHeartbeatFailed = "fleet: store heartbeat failed"
+	msgSubscribeFailed = "fleet: store subscription failed"
+	msgCacheFailed     = "fleet: cache file failed"
+)
+
+func failedMsg(op string) string {
+	switch op {
+	case opRead:
+		return msgReadFailed
+	case opHeartbeat:
+		return msgHeartbeatFailed
+	case opSubscribe:
+		return msgSubscribeFailed
+	default:
+		return msgCacheFailed
+	}
 }
 
 // staleness is the time since the last store contact.

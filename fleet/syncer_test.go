@@ -633,7 +633,6 @@ func TestNewErrors(t *testing.T) {
 		"zero timeout":  {mem, reg, []fleet.Option{fleet.WithTimeout(0)}},
 		"empty id":      {mem, reg, []fleet.Option{fleet.WithInstanceID("")}},
 		"empty cache":   {mem, reg, []fleet.Option{fleet.WithCacheFile("")}},
-		"nil clock":     {mem, reg, []fleet.Option{fleet.WithClock(nil)}},
 		"nil onapply":   {mem, reg, []fleet.Option{fleet.WithOnApply(nil)}},
 		"zero stale":    {mem, reg, []fleet.Option{fleet.WithStaleAfter(0)}},
 		"zero reconc":   {mem, reg, []fleet.Option{fleet.WithReconcileInterval(-1)}},
