@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/blastradius/blastradius/compat"
 	"github.com/blastradius/blastradius/examples/internal/metricsprint"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 func main() {
@@ -48,7 +50,7 @@ func parseV1(b []byte) (claimsV2, error) {
 
 func parseV2(b []byte) (claimsV2, error) {
 	var c claimsV2
-	err := json.Unmarshal(b[len("v2:"):], &c)
+	err := json.Unmarshal(bytes.TrimPrefix(b, []byte("v2:")), &c)
 	return c, err
 }
 
@@ -56,7 +58,7 @@ func v2ToV3(c claimsV2) (Claims, error) { return Claims{User: c.User, Scopes: []
 
 func parseV3(b []byte) (Claims, error) {
 	var c Claims
-	err := json.Unmarshal(b[len("v3:"):], &c)
+	err := json.Unmarshal(bytes.TrimPrefix(b, []byte("v3:")), &c)
 	return c, err
 }
 
@@ -66,6 +68,15 @@ func run(ctx context.Context, out io.Writer) error {
 	defer mp.Shutdown(ctx)
 	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 
+	// One log budget for the service: hand the same logger to every
+	// blastradius package. Times are left out to keep the output stable.
+	budget, err := logbudget.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: dropTime}),
+		logbudget.WithKeyAttr("reason"), logbudget.WithMeterProvider(mp))
+	if err != nil {
+		return err
+	}
+	defer budget.Flush(ctx)
+
 	dec, err := compat.New([]compat.Version[Claims]{
 		{Name: "v3", Match: compat.Prefix("v3:"), Decode: parseV3},
 		{Name: "v2", Match: compat.Prefix("v2:"), Decode: compat.Then(parseV2, v2ToV3)},
@@ -73,7 +84,7 @@ func run(ctx context.Context, out io.Writer) error {
 		{Name: "v1", Decode: compat.Then(parseV1, v2ToV3), Sunset: now.AddDate(0, -1, 0)},
 	}, compat.WithName("tokens"), compat.WithMeterProvider(mp),
 		compat.WithClock(func() time.Time { return now }),
-		compat.WithLogger(slog.New(slog.DiscardHandler)))
+		compat.WithLogger(slog.New(budget)))
 	if err != nil {
 		return err
 	}
@@ -109,4 +120,11 @@ func run(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "items shapes (shape/count): %s\n", strings.Join(shapes, " "))
 	fmt.Fprintln(out, "-- metrics:")
 	return metricsprint.Print(ctx, out, reader, "blastradius.compat.")
+}
+
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		return slog.Attr{}
+	}
+	return a
 }
