@@ -3,6 +3,7 @@ package compat_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"reflect"
 	"runtime"
@@ -195,4 +196,40 @@ func TestDecodePanicsInOrder(t *testing.T) {
 	}()
 	_, _, _ = d.Decode(context.Background(), []byte("7"))
 	t.Error("the clock's panic was swallowed")
+}
+
+// TestFloodAllocs pins what a flood of inputs that log costs once the log
+// budget suppresses their records: a version past its sunset allocates
+// nothing, and a panicking version only its *PanicError, because the
+// record, and the panic's stack, are built only for records the budget
+// passes.
+func TestFloodAllocs(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	past, err := compat.New([]compat.Version[int]{{Name: "v", Decode: digits, Sunset: time.Now().Add(-time.Hour)}},
+		compat.WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	panics, err := compat.New([]compat.Version[int]{
+		{Name: "bad", Match: func([]byte) bool { panic("boom") }, Decode: digits},
+		{Name: "digits", Decode: digits},
+	}, compat.WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, in := context.Background(), []byte("12")
+	for _, tt := range []struct {
+		name string
+		d    *compat.Decoder[int]
+		want float64
+	}{{"past sunset", past, 0}, {"panic", panics, 1}} {
+		for range 20 { // spend the budget
+			if _, _, err := tt.d.Decode(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := testing.AllocsPerRun(1000, func() { _, _, _ = tt.d.Decode(ctx, in) }); got != tt.want {
+			t.Errorf("%s: %v allocs/op, want %v", tt.name, got, tt.want)
+		}
+	}
 }
