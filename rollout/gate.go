@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -121,10 +120,10 @@ func validName(name string) bool {
 }
 
 // checkName returns an error wrapping ErrInvalidConfig unless name is a
-// valid gate name.
-func checkName(name string) error {
+// valid gate name; fn is the function that was given it.
+func checkName(fn, name string) error {
 	if !validName(name) {
-		return fmt.Errorf("%w: gate name %q must be %s", ErrInvalidConfig, name, nameRule)
+		return invalid("%s(%q): gate name must be %s", fn, name, nameRule)
 	}
 	return nil
 }
@@ -139,20 +138,23 @@ func isAlnum(c byte) bool {
 // Without WithPercent or WithSchedule the gate starts at 0%: it enables no
 // key. Errors wrap ErrInvalidConfig.
 func New(name string, opts ...Option) (*Gate, error) {
-	if err := checkName(name); err != nil {
+	if err := checkName("New", name); err != nil {
 		return nil, err
 	}
-	c := gateConfig{salt: name, now: time.Now}
+	c := gateConfig{salt: name}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
+			continue
 		}
 		if err := o.applyGate(&c); err != nil {
 			return nil, err
 		}
 	}
 	if c.percentSet && c.schedule != nil {
-		return nil, fmt.Errorf("%w: WithPercent and WithSchedule both set", ErrInvalidConfig)
+		return nil, invalid("WithPercent and WithSchedule: give one, not both (the first step is the initial percent)")
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -256,7 +258,7 @@ func (g *Gate) sample() {
 // On a killed gate it changes the percent that Resume restores. An invalid
 // percent wraps ErrInvalidConfig and ErrOutOfRange and changes nothing.
 func (g *Gate) SetPercent(p float64) error {
-	u, err := percentUnits(p)
+	u, err := checkPercent(p)
 	if err != nil {
 		return err
 	}

@@ -20,52 +20,6 @@ import (
 	"github.com/blastradius/blastradius/rollout"
 )
 
-func TestNewInvalid(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		gate string
-		opts []rollout.Option
-	}{
-		{"empty name", "", nil},
-		{"name with slash", "a/b", nil},
-		{"name with space", "a b", nil},
-		{"name too long", strings.Repeat("a", 129), nil},
-		{"negative percent", "g", []rollout.Option{rollout.WithPercent(-1)}},
-		{"percent above 100", "g", []rollout.Option{rollout.WithPercent(100.0001)}},
-		{"NaN percent", "g", []rollout.Option{rollout.WithPercent(math.NaN())}},
-		{"infinite percent", "g", []rollout.Option{rollout.WithPercent(math.Inf(1))}},
-		{"percent finer than 0.0001", "g", []rollout.Option{rollout.WithPercent(0.00005)}},
-		{"empty salt", "g", []rollout.Option{rollout.WithSalt("")}},
-		{"nil clock", "g", []rollout.Option{rollout.WithClock(nil)}},
-		{"nil logger", "g", []rollout.Option{rollout.WithLogger(nil)}},
-		{"nil meter provider", "g", []rollout.Option{rollout.WithMeterProvider(nil)}},
-		{"nil option", "g", []rollout.Option{nil}},
-		{"nil promotion check", "g", []rollout.Option{rollout.WithPromotionCheck(nil)}},
-		{"empty schedule", "g", []rollout.Option{rollout.WithSchedule()}},
-		{"decreasing schedule", "g", []rollout.Option{rollout.WithSchedule(
-			rollout.Step{Percent: 5, Hold: time.Hour}, rollout.Step{Percent: 1})}},
-		{"schedule without hold", "g", []rollout.Option{rollout.WithSchedule(
-			rollout.Step{Percent: 1}, rollout.Step{Percent: 5})}},
-		{"schedule percent out of range", "g", []rollout.Option{rollout.WithSchedule(
-			rollout.Step{Percent: 1, Hold: time.Hour}, rollout.Step{Percent: 101})}},
-		{"percent and schedule", "g", []rollout.Option{rollout.WithPercent(1),
-			rollout.WithSchedule(rollout.Step{Percent: 1})}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g, err := rollout.New(tc.gate, tc.opts...)
-			if !errors.Is(err, rollout.ErrInvalidConfig) {
-				t.Fatalf("New: err = %v, want ErrInvalidConfig", err)
-			}
-			if g != nil {
-				t.Fatal("New returned a gate with an error")
-			}
-			if !strings.HasPrefix(err.Error(), "rollout: ") {
-				t.Errorf("error %q lacks the package prefix", err)
-			}
-		})
-	}
-}
-
 func TestNewValid(t *testing.T) {
 	for _, p := range []float64{0, 0.0001, 0.0003, 1.2345, 12.5, 33.3333, 99.9999, 100} {
 		g, err := rollout.New("g.ok_name-1", rollout.WithPercent(p))

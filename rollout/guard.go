@@ -49,18 +49,18 @@ func WithGuard(opts ...GuardOption) Option {
 		cfg := defaultGuardConfig()
 		for _, o := range opts {
 			if o == nil {
-				return fmt.Errorf("%w: nil guard option", ErrInvalidConfig)
+				continue
 			}
 			if err := o.applyGuard(&cfg); err != nil {
 				return err
 			}
 		}
 		if cfg.window%cfg.checkEvery != 0 {
-			return fmt.Errorf("%w: guard window %d is not a multiple of the check interval %d", ErrInvalidConfig, cfg.window, cfg.checkEvery)
+			return invalid("WithWindow(%d): must be a multiple of WithCheckEvery(%d)", cfg.window, cfg.checkEvery)
 		}
 		for _, v := range c.vetoes {
 			if _, ok := v.(*guard); ok {
-				return fmt.Errorf("%w: WithGuard given twice", ErrInvalidConfig)
+				return invalid("WithGuard: given twice; a gate takes one guard")
 			}
 		}
 		gd := newGuard(cfg)
@@ -76,7 +76,7 @@ func WithGuard(opts ...GuardOption) Option {
 func WithConfidence(c float64) GuardOption {
 	return guardOption(func(g *guardConfig) error {
 		if !(c > 0.5 && c < 1) {
-			return fmt.Errorf("%w: guard confidence %v outside (0.5, 1)", ErrInvalidConfig, c)
+			return invalid("WithConfidence(%v): must be in (0.5, 1)", c)
 		}
 		g.confidence = c
 		return nil
@@ -89,7 +89,7 @@ func WithConfidence(c float64) GuardOption {
 func WithMinSamples(n int) GuardOption {
 	return guardOption(func(g *guardConfig) error {
 		if n < 1 {
-			return fmt.Errorf("%w: guard min samples %d below 1", ErrInvalidConfig, n)
+			return invalid("WithMinSamples(%d): must be at least 1", n)
 		}
 		g.minSamples = int64(n)
 		return nil
@@ -101,7 +101,7 @@ func WithMinSamples(n int) GuardOption {
 func WithCheckEvery(n int) GuardOption {
 	return guardOption(func(g *guardConfig) error {
 		if n < 1 {
-			return fmt.Errorf("%w: guard check interval %d below 1", ErrInvalidConfig, n)
+			return invalid("WithCheckEvery(%d): must be at least 1", n)
 		}
 		g.checkEvery = int64(n)
 		return nil
@@ -115,7 +115,7 @@ func WithCheckEvery(n int) GuardOption {
 func WithWindow(n int) GuardOption {
 	return guardOption(func(g *guardConfig) error {
 		if n < 1 {
-			return fmt.Errorf("%w: guard window %d below 1", ErrInvalidConfig, n)
+			return invalid("WithWindow(%d): must be at least 1", n)
 		}
 		g.window = int64(n)
 		return nil
@@ -128,7 +128,7 @@ func WithWindow(n int) GuardOption {
 func WithMaxPanics(n int) GuardOption {
 	return guardOption(func(g *guardConfig) error {
 		if n < 0 {
-			return fmt.Errorf("%w: guard max panics %d below 0", ErrInvalidConfig, n)
+			return invalid("WithMaxPanics(%d): must not be negative", n)
 		}
 		g.maxPanics = int64(n)
 		return nil
@@ -142,7 +142,7 @@ func WithMaxPanics(n int) GuardOption {
 func WithMaxMismatchRatio(ratio float64) GuardOption {
 	return guardOption(func(g *guardConfig) error {
 		if !(ratio >= 0 && ratio <= 1) {
-			return fmt.Errorf("%w: guard mismatch ratio %v outside [0, 1]", ErrInvalidConfig, ratio)
+			return invalid("WithMaxMismatchRatio(%v): must be in [0, 1]", ratio)
 		}
 		g.maxMismatch = ratio
 		return nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 )
 
@@ -28,20 +27,14 @@ const maxAdminBody = 64 << 10
 // unknown gate is 404, a bad body or value 400, a body over 64 KiB 413, a
 // wrong method 405 (with Allow). Client mistakes never get a 5xx.
 //
-// There is no unauthenticated mode: if authorize (or reg) is nil, the
-// returned handler changes nothing and answers every request 500 with the
-// error, which is also logged at construction.
+// There is no unauthenticated mode: Handler panics, with an error wrapping
+// ErrInvalidConfig that names the argument, if reg or authorize is nil.
 func Handler(reg *Registry, authorize func(*http.Request) bool) http.Handler {
-	if reg == nil || authorize == nil {
-		err := errors.New("rollout: admin handler needs a registry and an authorize func; refusing every request")
-		if reg != nil {
-			reg.log.Error(err.Error())
-		} else {
-			slog.Default().Error(err.Error())
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusInternalServerError, err.Error())
-		})
+	if reg == nil {
+		panic(invalid("Handler: nil registry"))
+	}
+	if authorize == nil {
+		panic(invalid("Handler: nil authorize func: there is no unauthenticated mode"))
 	}
 	a := &admin{reg: reg}
 	mux := http.NewServeMux()

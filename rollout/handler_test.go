@@ -154,22 +154,3 @@ func TestHandlerMounted(t *testing.T) {
 		t.Fatalf("mounted kill: %d %s", rec.Code, rec.Body)
 	}
 }
-
-// TestHandlerNoAuthorize: there is no unauthenticated mode.
-func TestHandlerNoAuthorize(t *testing.T) {
-	reg := newTestRegistry(t)
-	for _, h := range []http.Handler{rollout.Handler(reg, nil), rollout.Handler(nil, authorize)} {
-		for _, path := range []string{"/", "/search-v3/kill"} {
-			req := httptest.NewRequest("POST", path, nil)
-			req.Header.Set("Authorization", adminToken)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != 500 || !strings.Contains(rec.Body.String(), "authorize") {
-				t.Fatalf("misconfigured handler answered %d %s", rec.Code, rec.Body)
-			}
-		}
-	}
-	if status(t, reg, "search-v3").Killed {
-		t.Fatal("a misconfigured handler killed a gate")
-	}
-}

@@ -99,9 +99,9 @@ func (o sharedOption) applyRegistry(c *registryConfig) error { return o.reg(c) }
 // first step sets the initial percent.
 func WithPercent(p float64) Option {
 	return gateOption(func(c *gateConfig) error {
-		u, err := percentUnits(p)
-		if err != nil {
-			return err
+		u, why := percentUnits(p)
+		if why != "" {
+			return &percentError{fmt.Sprintf("rollout: invalid config: WithPercent(%v): percent %s", p, why)}
 		}
 		c.units, c.percentSet = u, true
 		return nil
@@ -114,7 +114,7 @@ func WithPercent(p float64) Option {
 func WithSalt(salt string) Option {
 	return gateOption(func(c *gateConfig) error {
 		if salt == "" {
-			return fmt.Errorf("%w: empty salt", ErrInvalidConfig)
+			return invalid(`WithSalt(""): must not be empty`)
 		}
 		c.salt = salt
 		return nil
@@ -129,23 +129,18 @@ func WithSchedule(steps ...Step) Option {
 	steps = append([]Step(nil), steps...)
 	return gateOption(func(c *gateConfig) error {
 		if len(steps) == 0 {
-			return fmt.Errorf("%w: empty schedule", ErrInvalidConfig)
+			return invalid("WithSchedule(): needs a step")
 		}
-		var prev uint32
 		for i, s := range steps {
-			u, err := percentUnits(s.Percent)
-			if err != nil {
-				pe := err.(*percentError)
-				pe.where = fmt.Sprintf("schedule step %d", i)
-				return pe
+			if _, why := percentUnits(s.Percent); why != "" {
+				return &percentError{fmt.Sprintf("rollout: invalid config: WithSchedule step %d: Percent %v %s", i, s.Percent, why)}
 			}
-			if i > 0 && u < prev {
-				return fmt.Errorf("%w: schedule step %d: percent %v below the previous step", ErrInvalidConfig, i, s.Percent)
+			if i > 0 && s.Percent < steps[i-1].Percent {
+				return invalid("WithSchedule step %d: Percent %v is below the previous step's %v", i, s.Percent, steps[i-1].Percent)
 			}
 			if i < len(steps)-1 && s.Hold <= 0 {
-				return fmt.Errorf("%w: schedule step %d: hold %v must be positive", ErrInvalidConfig, i, s.Hold)
+				return invalid("WithSchedule step %d: Hold %v must be positive", i, s.Hold)
 			}
-			prev = u
 		}
 		c.schedule = steps
 		return nil
@@ -158,7 +153,7 @@ func WithSchedule(steps ...Step) Option {
 func WithPromotionCheck(check PromotionCheck) Option {
 	return gateOption(func(c *gateConfig) error {
 		if check == nil {
-			return fmt.Errorf("%w: nil promotion check", ErrInvalidConfig)
+			return invalid("WithPromotionCheck(nil): needs a function")
 		}
 		c.vetoes = append(c.vetoes, check)
 		return nil
@@ -175,7 +170,7 @@ func WithOwner(owner string) Option {
 
 // WithExpiry sets the date after which the gate should have been removed
 // from the code: from then on Status reports it as stale and the gate logs a
-// warning once.
+// warning once. The zero time means no expiry.
 func WithExpiry(t time.Time) Option {
 	return gateOption(func(c *gateConfig) error {
 		c.expires = t
@@ -183,63 +178,50 @@ func WithExpiry(t time.Time) Option {
 	})
 }
 
-// WithClock sets the clock. The default is time.Now.
+// WithClock sets the clock of the schedule, of Status times and of the log
+// budget. Nil means the default, time.Now.
 func WithClock(now func() time.Time) SharedOption {
-	check := func() error {
-		if now == nil {
-			return fmt.Errorf("%w: nil clock", ErrInvalidConfig)
-		}
-		return nil
-	}
 	return sharedOption{
-		gate: func(c *gateConfig) error { c.now = now; return check() },
-		reg:  func(c *registryConfig) error { c.now = now; return check() },
+		gate: func(c *gateConfig) error { c.now = now; return nil },
+		reg:  func(c *registryConfig) error { c.now = now; return nil },
 	}
 }
 
-// WithLogger sets the logger. The default is slog.Default() at construction.
+// WithLogger sets the logger. Nil means the default, slog.Default() at
+// construction. If its handler is a *logbudget.Handler, repeated messages
+// (shadow mismatches, panics of an arm, held promotions, rejected configs,
+// admin requests) go through that budget, which may be shared with other
+// packages; otherwise through a budget of their own, per gate and per
+// registry, with logbudget's defaults. State changes (kill, resume, percent,
+// promotion, config applied) are logged to the logger as they are.
 func WithLogger(l *slog.Logger) SharedOption {
-	check := func() error {
-		if l == nil {
-			return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
-		}
-		return nil
-	}
 	return sharedOption{
-		gate: func(c *gateConfig) error { c.logger = l; return check() },
-		reg:  func(c *registryConfig) error { c.logger = l; return check() },
+		gate: func(c *gateConfig) error { c.logger = l; return nil },
+		reg:  func(c *registryConfig) error { c.logger = l; return nil },
 	}
 }
 
-// WithMeterProvider sets the OpenTelemetry meter provider. The default is
-// the otel global provider.
+// WithMeterProvider sets the OpenTelemetry meter provider. Nil means the
+// default, the otel global provider.
 func WithMeterProvider(mp metric.MeterProvider) SharedOption {
-	check := func() error {
-		if mp == nil {
-			return fmt.Errorf("%w: nil meter provider", ErrInvalidConfig)
-		}
-		return nil
-	}
 	return sharedOption{
-		gate: func(c *gateConfig) error { c.mp = mp; return check() },
-		reg:  func(c *registryConfig) error { c.mp = mp; return check() },
+		gate: func(c *gateConfig) error { c.mp = mp; return nil },
+		reg:  func(c *registryConfig) error { c.mp = mp; return nil },
 	}
+}
+
+// invalid returns an error wrapping ErrInvalidConfig:
+// "rollout: invalid config: " and the formatted message, which names the
+// option and the value.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
 // percentError reports an invalid percent. It matches both
 // ErrInvalidConfig and ErrOutOfRange.
-type percentError struct {
-	where string // optional context, such as "schedule step 2"
-	p     float64
-	why   string
-}
+type percentError struct{ msg string }
 
-func (e *percentError) Error() string {
-	if e.where != "" {
-		return fmt.Sprintf("rollout: %s: percent %v %s", e.where, e.p, e.why)
-	}
-	return fmt.Sprintf("rollout: percent %v %s", e.p, e.why)
-}
+func (e *percentError) Error() string { return e.msg }
 
 // Is reports whether target is ErrInvalidConfig or ErrOutOfRange.
 func (e *percentError) Is(target error) bool {
@@ -248,17 +230,28 @@ func (e *percentError) Is(target error) bool {
 
 // percentUnits converts a percent to units of 0.0001%. It rejects NaN,
 // infinities, values outside [0, 100] and values that are not a whole
-// number of units, rather than rounding them silently.
-func percentUnits(p float64) (uint32, error) {
+// number of units, rather than rounding them silently: why says how, and
+// is empty for a valid percent.
+func percentUnits(p float64) (units uint32, why string) {
 	if math.IsNaN(p) || p < 0 || p > 100 {
-		return 0, &percentError{p: p, why: "is outside [0, 100]"}
+		return 0, "is outside [0, 100]"
 	}
 	u := p * 1e4
 	r := math.Round(u)
 	if math.Abs(u-r) > 1e-6 {
-		return 0, &percentError{p: p, why: "is not a multiple of 0.0001"}
+		return 0, "is not a multiple of 0.0001"
 	}
-	return uint32(r), nil
+	return uint32(r), ""
+}
+
+// checkPercent is percentUnits with the error of SetPercent, the admin
+// handler and a config document.
+func checkPercent(p float64) (uint32, error) {
+	u, why := percentUnits(p)
+	if why != "" {
+		return 0, &percentError{fmt.Sprintf("rollout: percent %v %s", p, why)}
+	}
+	return u, nil
 }
 
 func unitsPercent(u uint32) float64 { return float64(u) / 1e4 }

@@ -120,14 +120,17 @@ type Registry struct {
 // NewRegistry returns an empty registry. Options: WithClock, WithLogger and
 // WithMeterProvider. Errors wrap ErrInvalidConfig.
 func NewRegistry(opts ...RegistryOption) (*Registry, error) {
-	c := registryConfig{now: time.Now}
+	var c registryConfig
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
+			continue
 		}
 		if err := o.applyRegistry(&c); err != nil {
 			return nil, err
 		}
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -174,7 +177,7 @@ func (r *Registry) Register(g *Gate) error {
 // long as old configs may exist, so that a name is never repurposed.
 // Retiring a registered name is an error.
 func (r *Registry) Retire(name, reason string) error {
-	if err := checkName(name); err != nil {
+	if err := checkName("Retire", name); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -379,7 +382,7 @@ func parseConfig(data []byte) (configDoc, error) {
 		}
 		ce := configEntry{Name: name, Killed: e.Killed, Reason: e.Reason}
 		if e.Percent != nil {
-			u, err := percentUnits(*e.Percent)
+			u, err := checkPercent(*e.Percent)
 			if err != nil {
 				return configDoc{}, &ConfigError{Index: i, Entry: name, Err: err}
 			}

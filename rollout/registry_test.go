@@ -74,12 +74,6 @@ func TestRegister(t *testing.T) {
 	if _, ok := reg.Gate("power-peg"); ok {
 		t.Error("a retired name is a gate")
 	}
-	if _, err := rollout.NewRegistry(rollout.WithClock(nil)); !errors.Is(err, rollout.ErrInvalidConfig) {
-		t.Errorf("NewRegistry(WithClock(nil)) = %v", err)
-	}
-	if _, err := rollout.NewRegistry(nil); !errors.Is(err, rollout.ErrInvalidConfig) {
-		t.Errorf("NewRegistry(nil) = %v", err)
-	}
 }
 
 const goodConfig = `{

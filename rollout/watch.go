@@ -29,7 +29,7 @@ func (f watchOption) applyWatch(c *watchConfig) error { return f(c) }
 func WithPollInterval(d time.Duration) WatchOption {
 	return watchOption(func(c *watchConfig) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: poll interval %v must be positive", ErrInvalidConfig, d)
+			return invalid("WithPollInterval(%v): must be positive", d)
 		}
 		c.interval = d
 		return nil
@@ -42,7 +42,7 @@ func WithPollInterval(d time.Duration) WatchOption {
 func WithOnReload(f func(ConfigInfo, error)) WatchOption {
 	return watchOption(func(c *watchConfig) error {
 		if f == nil {
-			return fmt.Errorf("%w: nil reload func", ErrInvalidConfig)
+			return invalid("WithOnReload(nil): needs a function")
 		}
 		c.onReload = f
 		return nil
@@ -61,7 +61,7 @@ func (r *Registry) Watch(ctx context.Context, path string, opts ...WatchOption) 
 	c := watchConfig{interval: time.Second}
 	for _, o := range opts {
 		if o == nil {
-			return fmt.Errorf("%w: nil option", ErrInvalidConfig)
+			continue
 		}
 		if err := o.applyWatch(&c); err != nil {
 			return err

@@ -187,12 +187,3 @@ func itoa(i int) string {
 		}
 	}
 }
-
-func TestWatchInvalid(t *testing.T) {
-	reg := newTestRegistry(t)
-	for _, o := range []rollout.WatchOption{rollout.WithPollInterval(0), rollout.WithOnReload(nil), nil} {
-		if err := reg.Watch(t.Context(), "x", o); !errors.Is(err, rollout.ErrInvalidConfig) {
-			t.Errorf("Watch with a bad option = %v", err)
-		}
-	}
-}
