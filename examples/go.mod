@@ -4,6 +4,8 @@ go 1.25.0
 
 require (
 	github.com/blastradius/blastradius v0.0.0
+	github.com/blastradius/blastradius/fleet/redisfleet v0.0.0
+	github.com/redis/go-redis/v9 v9.22.0
 	go.opentelemetry.io/otel v1.46.0
 	go.opentelemetry.io/otel/sdk/metric v1.46.0
 	go.uber.org/goleak v1.3.0
@@ -20,8 +22,11 @@ require (
 	go.opentelemetry.io/otel/metric v1.46.0 // indirect
 	go.opentelemetry.io/otel/sdk v1.46.0 // indirect
 	go.opentelemetry.io/otel/trace v1.46.0 // indirect
+	go.uber.org/atomic v1.11.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/time v0.14.0 // indirect
 )
 
 replace github.com/blastradius/blastradius => ../
+
+replace github.com/blastradius/blastradius/fleet/redisfleet => ../fleet/redisfleet

@@ -39,6 +39,9 @@ type config struct {
 	// notes collects details printed under the table, such as the guard's
 	// kill reason.
 	notes *[]string
+	// redis is the address of the Redis that I5's fleet syncs through;
+	// empty means the in-memory store.
+	redis string
 }
 
 var incidents = []incident{
@@ -60,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	only := fs.String("only", "", "run only this incident (I1..I5)")
 	asJSON := fs.Bool("json", false, "write the figures as JSON instead of a table")
 	sabotage := fs.String("sabotage", "", "break the \"with\" arm of this incident on purpose (for tests)")
+	redisAddr := fs.String("redis", "", "run I5's fleet on the Redis at this address (host:port) instead of the in-memory store")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var notes []string
-	cfg := config{sabotage: strings.ToUpper(*sabotage), notes: &notes}
+	cfg := config{sabotage: strings.ToUpper(*sabotage), notes: &notes, redis: *redisAddr}
 	start := time.Now()
 	var all []figure
 	failed := false

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
 
@@ -75,4 +82,176 @@ func TestUnknownIncident(t *testing.T) {
 	if code, _ := tour(t, "-only", "I9"); code != 2 {
 		t.Fatalf("exit %d, want 2", code)
 	}
+}
+
+// i5Figures runs I5 with args and returns its figures by name.
+func i5Figures(t *testing.T, args ...string) map[string]figure {
+	t.Helper()
+	code, out := tour(t, append([]string{"-only", "I5", "-json"}, args...)...)
+	var doc struct {
+		Figures []figure `json:"figures"`
+		Pass    bool     `json:"pass"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("bad JSON: %v\n%s", err, out)
+	}
+	if code != 0 || !doc.Pass {
+		t.Fatalf("exit %d, pass %v:\n%s", code, doc.Pass, out)
+	}
+	figs := map[string]figure{}
+	for _, f := range doc.Figures {
+		figs[f.Name] = f
+	}
+	return figs
+}
+
+// checkI5 checks the fleet figures of I5: one kill stopped all 8
+// instances, and the fleet view flagged exactly one, the stale instance.
+func checkI5(t *testing.T, figs map[string]figure) {
+	t.Helper()
+	for name, want := range map[string]float64{
+		"instances stopped by one kill":            i5Instances,
+		"stale instance flagged by the fleet view": 1,
+		"orders run through dead code":             0,
+	} {
+		if f, ok := figs[name]; !ok || f.With != want || !f.Pass {
+			t.Errorf("%q = %+v, want with %v", name, f, want)
+		}
+	}
+	if f := figs["time for one kill to reach all 8 (without: 45 min, no kill switch)"]; !f.Pass || f.With <= 0 || f.With > i5Bound.Seconds() {
+		t.Errorf("kill reach = %+v, want in (0, %v] s", f, i5Bound.Seconds())
+	}
+}
+
+// checkI5Notes checks that the table names the stale instance, why the
+// fleet view flags it, and the store the fleet ran on.
+func checkI5Notes(t *testing.T, out, store string) {
+	t.Helper()
+	for _, want := range []string{
+		"I5: the fleet view flags i7 (build 2012-07-31, config 2012-07-31): ",
+		"refuses config version 1: ",
+		"unknown gate",
+		"I5: one kill of smars through " + store,
+		"applied by 8 of 8 instances",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestI5Fleet runs I5 on the in-memory store.
+func TestI5Fleet(t *testing.T) {
+	checkI5(t, i5Figures(t))
+	if code, out := tour(t, "-only", "I5"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	} else {
+		checkI5Notes(t, out, "the in-memory store")
+	}
+}
+
+// TestI5Redis runs I5 on a real redis-server and checks that the run
+// deleted its keys.
+func TestI5Redis(t *testing.T) {
+	addr := startRedis(t)
+	checkI5(t, i5Figures(t, "-redis", addr))
+	code, out := tour(t, "-only", "I5", "-redis", addr)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	checkI5Notes(t, out, "Redis "+addr)
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	if n, err := client.DBSize(t.Context()).Result(); err != nil || n != 0 {
+		t.Errorf("%d keys left in Redis (err %v), want none", n, err)
+	}
+}
+
+// TestI5RedisUnreachable checks that an unreachable Redis is an error of
+// I5, not a hang.
+func TestI5RedisUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-only", "I5", "-redis", addr}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if want := "tour: I5: redis " + addr; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
+	}
+}
+
+// startRedis starts a redis-server on a free loopback port, without
+// persistence, and stops it by its PID in Cleanup. Without redis-server
+// the test is skipped, or fails under CI=true.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		msg := "redis-server not found; install it with apt-get install redis-server"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	for range 3 { // another process may take the free port first
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+		cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "notice")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The server logs "Ready to accept connections" once it listens;
+		// the log is read to its end, so the pipe never fills.
+		ready := make(chan bool, 1)
+		drained := make(chan struct{})
+		var log strings.Builder
+		go func() {
+			defer close(drained)
+			sc := bufio.NewScanner(stdout)
+			up := false
+			for sc.Scan() {
+				log.WriteString(sc.Text() + "\n")
+				if !up && strings.Contains(sc.Text(), "Ready to accept connections") {
+					up = true
+					ready <- true
+				}
+			}
+			if !up {
+				ready <- false
+			}
+		}()
+		stop := func() {
+			_ = cmd.Process.Kill()
+			<-drained
+			_ = cmd.Wait()
+		}
+		select {
+		case up := <-ready:
+			if up {
+				t.Cleanup(stop)
+				return net.JoinHostPort("127.0.0.1", port)
+			}
+			stop()
+			t.Logf("redis-server on port %s exited:\n%s", port, log.String())
+		case <-time.After(10 * time.Second):
+			stop()
+			t.Fatalf("redis-server on port %s not ready after 10s:\n%s", port, log.String())
+		}
+	}
+	t.Fatal("redis-server did not start on a free port in 3 attempts")
+	return ""
 }
