@@ -14,8 +14,9 @@ import (
 	"github.com/blastradius/blastradius/rollout"
 )
 
-// TestInvalidOptions: every invalid option fails at construction with an
-// error wrapping ErrInvalidConfig that names the option and the value.
+// TestInvalidOptions: every invalid option, and every invalid field of
+// Arms, fails at construction with an error wrapping ErrInvalidConfig that
+// names the option and the value.
 // NewRegistry has no invalid option: its clock, logger and meter provider
 // accept nil as the default.
 func TestInvalidOptions(t *testing.T) {
@@ -42,6 +43,16 @@ func TestInvalidOptions(t *testing.T) {
 		}
 	}
 	hour := time.Hour
+	gate, _ := rollout.New("g")
+	newPath := func(g *rollout.Gate, arms rollout.Arms[string, int]) func() error {
+		return func() error {
+			p, err := rollout.NewPath(g, arms)
+			if err == nil || p != nil {
+				return errors.New("accepted")
+			}
+			return err
+		}
+	}
 	for _, c := range []struct {
 		name string
 		try  func() error
@@ -80,6 +91,13 @@ func TestInvalidOptions(t *testing.T) {
 		{"WithPollInterval(0)", watch(rollout.WithPollInterval(0)), "WithPollInterval(0s): must be positive"},
 		{"WithPollInterval(-1s)", watch(rollout.WithPollInterval(-time.Second)), "WithPollInterval(-1s): must be positive"},
 		{"WithOnReload(nil)", watch(rollout.WithOnReload(nil)), "WithOnReload(nil)"},
+		{"NewPath nil gate", newPath(nil, rollout.Arms[string, int]{Old: intArm, New: intArm}), "NewPath: nil gate"},
+		{"Arms.Old nil", newPath(gate, rollout.Arms[string, int]{New: intArm}), "Arms.Old: nil"},
+		{"Arms.New nil", newPath(gate, rollout.Arms[string, int]{Old: intArm}), "Arms.New: nil"},
+		{"Arms.Timeout -1s", newPath(gate, rollout.Arms[string, int]{Old: intArm, New: intArm, Timeout: -time.Second}),
+			"Arms.Timeout = -1s: must not be negative"},
+		{"Arms.MaxConcurrent -1", newPath(gate, rollout.Arms[string, int]{Old: intArm, New: intArm, MaxConcurrent: -1}),
+			"Arms.MaxConcurrent = -1: must not be negative"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.try()

@@ -95,10 +95,9 @@ type Gate struct {
 	gen       uint64 // bumped by every change, so evaluate can detect races
 	vetoes    []promotionVeto
 
-	// Run and Shadow (run.go, shadow.go, guard.go).
-	stats          *runStats
-	guard          *guard       // set by WithGuard's onBuild; nil without a guard
-	shadowInFlight atomic.Int64 // shadow calls of the new arm in flight
+	// Path calls (run.go, path.go, guard.go).
+	stats *runStats
+	guard *guard // set by WithGuard's onBuild; nil without a guard
 }
 
 // nameRule is the syntax of a gate name. It keeps a name one URL path

@@ -44,10 +44,11 @@ func TestGuardReasonStatesTheNumbers(t *testing.T) {
 func TestGuardAbsoluteLimits(t *testing.T) {
 	t.Run("panic", func(t *testing.T) {
 		g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithGuard())
+		ok := path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: okArm("a")})
 		for range 37 {
-			_, _ = rollout.Run(context.Background(), g, "u", okArm("a"), okArm("a"))
+			_, _ = ok.Run(context.Background(), "u", "u")
 		}
-		_, _ = rollout.Run(context.Background(), g, "u", okArm("a"), armBehaviours["panic"])
+		_, _ = path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: armBehaviours["panic"]}).Run(context.Background(), "u", "u")
 		st := g.Status()
 		if want := "new arm panics: 1 in 38 calls (limit 1)"; !st.Killed || st.Reason != want {
 			t.Errorf("killed %v, reason %q, want %q", st.Killed, st.Reason, want)
@@ -55,7 +56,7 @@ func TestGuardAbsoluteLimits(t *testing.T) {
 	})
 	t.Run("panic limit off", func(t *testing.T) {
 		g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithGuard(rollout.WithMaxPanics(0)))
-		_, _ = rollout.Run(context.Background(), g, "u", okArm("a"), armBehaviours["panic"])
+		_, _ = path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: armBehaviours["panic"]}).Run(context.Background(), "u", "u")
 		if g.Status().Killed {
 			t.Error("killed with the panic limit off")
 		}

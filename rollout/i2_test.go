@@ -49,23 +49,23 @@ func replayI2(t *testing.T, mode string) i2Result {
 		}
 		return &account{ID: id}, nil
 	}
-	ctx := context.Background()
+	arms := rollout.Arms[string, *account]{Old: old, New: buggy, Fallback: mode == "run+fallback"}
+	if mode != "shadow" {
+		arms.Validate = validAccount
+	}
+	p := path(t, g, arms)
 	var res i2Result
 	badUsers := map[string]bool{}
+	ctx := context.Background()
 	const perCall = 200 * time.Millisecond // 5 calls per second
 	for i := 0; i < 6*3600*5; i++ {        // six hours at most
 		user := fmt.Sprintf("user-%07d", i*7919%10_000_000)
-		o := func(ctx context.Context) (*account, error) { return old(ctx, user) }
-		n := func(ctx context.Context) (*account, error) { return buggy(ctx, user) }
 		var v *account
 		var err error
-		switch mode {
-		case "run":
-			v, err = rollout.Run(ctx, g, user, o, n, rollout.WithValidate(validAccount))
-		case "run+fallback":
-			v, err = rollout.Run(ctx, g, user, o, n, rollout.WithValidate(validAccount), rollout.WithFallback())
-		case "shadow":
-			v, err = rollout.Shadow(ctx, g, user, o, n)
+		if mode == "shadow" {
+			v, err = p.Shadow(ctx, user, user)
+		} else {
+			v, err = p.Run(ctx, user, user)
 		}
 		if v == nil || err != nil {
 			res.badAnswers++

@@ -10,10 +10,9 @@ import (
 
 var intSink int
 
-// BenchmarkRun measures Run on the old arm (gate at 0%), the new arm (gate
-// at 100%), a hashed mix (12.5%) and the new arm fed to a guard, next to
-// calling the arm directly through the same func value: the overhead of
-// Run is the difference. BenchmarkTimeNow, in the same run, prices the
+// BenchmarkRun measures Path.Run on the old arm (gate at 0%), the new arm
+// (gate at 100%), a hashed mix (12.5%) and the new arm fed to a guard, next
+// to calling the arm directly: the overhead of Run is the difference. BenchmarkTimeNow, in the same run, prices the
 // clock read that Run avoids.
 func BenchmarkRun(b *testing.B) {
 	ctx := context.Background()
@@ -21,17 +20,26 @@ func BenchmarkRun(b *testing.B) {
 	mixed, _ := rollout.New("lookup-v2", rollout.WithPercent(12.5))
 	all, _ := rollout.New("lookup-v2", rollout.WithPercent(100))
 	guarded, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithGuard())
-	fn := intArm
+	fn := intArm // called through a func value, as Run calls an arm
+	arms := rollout.Arms[string, int]{Old: intArm, New: intArm}
+	checked := rollout.Arms[string, int]{Old: intArm, New: intArm, Validate: intValid, Fallback: true}
+	run := func(g *rollout.Gate, arms rollout.Arms[string, int]) func(key string) (int, error) {
+		p, err := rollout.NewPath(g, arms)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(k string) (int, error) { return p.Run(ctx, k, k) }
+	}
 	cases := []struct {
 		name string
 		f    func(key string) (int, error)
 	}{
-		{"direct", func(string) (int, error) { return fn(ctx) }},
-		{"old", func(k string) (int, error) { return rollout.Run(ctx, old, k, fn, fn) }},
-		{"new", func(k string) (int, error) { return rollout.Run(ctx, all, k, fn, fn) }},
-		{"mixed-12.5pct", func(k string) (int, error) { return rollout.Run(ctx, mixed, k, fn, fn) }},
-		{"new-guarded", func(k string) (int, error) { return rollout.Run(ctx, guarded, k, fn, fn) }},
-		{"new-guarded-options", func(k string) (int, error) { return rollout.Run(ctx, guarded, k, fn, fn, runOpts...) }},
+		{"direct", func(k string) (int, error) { return fn(ctx, k) }},
+		{"old", run(old, arms)},
+		{"new", run(all, arms)},
+		{"mixed-12.5pct", run(mixed, arms)},
+		{"new-guarded", run(guarded, arms)},
+		{"new-guarded-validate-fallback", run(guarded, checked)},
 	}
 	for _, c := range cases {
 		benchArm(b, c.name, c.f)
@@ -93,7 +101,7 @@ func BenchmarkTimeNow(b *testing.B) {
 	})
 }
 
-// BenchmarkShadow measures Shadow with the new arm run and compared
+// BenchmarkShadow measures Path.Shadow with the new arm run and compared
 // (synchronously and asynchronously) and with the key not gated (old arm
 // only), next to calling the arm directly.
 func BenchmarkShadow(b *testing.B) {
@@ -101,15 +109,21 @@ func BenchmarkShadow(b *testing.B) {
 	none, _ := rollout.New("lookup-v2", rollout.WithPercent(0))
 	all, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithGuard())
 	fn := intArm
-	async := []rollout.CallOption{rollout.WithAsync(), rollout.WithMaxConcurrent(1 << 20)}
+	shadow := func(g *rollout.Gate, async bool) func(key string) (int, error) {
+		p, err := rollout.NewPath(g, rollout.Arms[string, int]{Old: intArm, New: intArm, Async: async, MaxConcurrent: 1 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(k string) (int, error) { return p.Shadow(ctx, k, k) }
+	}
 	cases := []struct {
 		name string
 		f    func(key string) (int, error)
 	}{
-		{"direct", func(string) (int, error) { return fn(ctx) }},
-		{"not-gated", func(k string) (int, error) { return rollout.Shadow(ctx, none, k, fn, fn) }},
-		{"sync", func(k string) (int, error) { return rollout.Shadow(ctx, all, k, fn, fn) }},
-		{"async", func(k string) (int, error) { return rollout.Shadow(ctx, all, k, fn, fn, async...) }},
+		{"direct", func(k string) (int, error) { return fn(ctx, k) }},
+		{"not-gated", shadow(none, false)},
+		{"sync", shadow(all, false)},
+		{"async", shadow(all, true)},
 	}
 	for _, c := range cases {
 		benchArm(b, c.name, c.f)

@@ -53,8 +53,8 @@ var (
 	errNoMatch = errors.New("no account")
 )
 
-func okArm(id string) func(context.Context) (*account, error) {
-	return func(context.Context) (*account, error) { return &account{ID: id}, nil }
+func okArm(id string) func(context.Context, string) (*account, error) {
+	return func(context.Context, string) (*account, error) { return &account{ID: id}, nil }
 }
 
 func validAccount(a *account) error {
@@ -65,15 +65,25 @@ func validAccount(a *account) error {
 }
 
 // arms for the outcome table.
-var armBehaviours = map[string]func(context.Context) (*account, error){
+var armBehaviours = map[string]func(context.Context, string) (*account, error){
 	"ok":    okArm("new"),
-	"error": func(context.Context) (*account, error) { return nil, errLookup },
-	"panic": func(context.Context) (*account, error) { panic("boom") },
-	"nil":   func(context.Context) (*account, error) { return nil, nil },
-	"slow": func(ctx context.Context) (*account, error) {
+	"error": func(context.Context, string) (*account, error) { return nil, errLookup },
+	"panic": func(context.Context, string) (*account, error) { panic("boom") },
+	"nil":   func(context.Context, string) (*account, error) { return nil, nil },
+	"slow": func(ctx context.Context, _ string) (*account, error) {
 		<-ctx.Done()
 		return nil, fmt.Errorf("lookup: %w", ctx.Err())
 	},
+}
+
+// path builds the Path of arms behind g, failing the test on an error.
+func path[In, Out any](t testing.TB, g *rollout.Gate, arms rollout.Arms[In, Out]) *rollout.Path[In, Out] {
+	t.Helper()
+	p, err := rollout.NewPath(g, arms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestRunOutcomes(t *testing.T) {
@@ -81,21 +91,22 @@ func TestRunOutcomes(t *testing.T) {
 		name     string
 		percent  float64
 		arm      string // behaviour of the routed arm
-		opts     []rollout.CallOption
+		validate bool
+		timeout  time.Duration
 		wantID   string
 		wantErr  error
 		wantKind string // counter key
 	}{
-		{"old ok", 0, "ok", nil, "new", nil, "calls old ok"},
-		{"new ok", 100, "ok", nil, "new", nil, "calls new ok"},
-		{"new error", 100, "error", nil, "", errLookup, "calls new error"},
-		{"old error", 0, "error", nil, "", errLookup, "calls old error"},
-		{"new panic", 100, "panic", nil, "", rollout.ErrPanic, "calls new panic"},
-		{"old panic", 0, "panic", nil, "", rollout.ErrPanic, "calls old panic"},
-		{"new invalid", 100, "nil", []rollout.CallOption{rollout.WithValidate(validAccount)}, "", rollout.ErrInvalidResult, "calls new invalid"},
-		{"nil without validate is ok", 100, "nil", nil, "", nil, "calls new ok"},
-		{"new timeout", 100, "slow", []rollout.CallOption{rollout.WithTimeout(50 * time.Millisecond)}, "", context.DeadlineExceeded, "calls new timeout"},
-		{"old timeout", 0, "slow", []rollout.CallOption{rollout.WithTimeout(50 * time.Millisecond)}, "", context.DeadlineExceeded, "calls old timeout"},
+		{"old ok", 0, "ok", false, 0, "new", nil, "calls old ok"},
+		{"new ok", 100, "ok", false, 0, "new", nil, "calls new ok"},
+		{"new error", 100, "error", false, 0, "", errLookup, "calls new error"},
+		{"old error", 0, "error", false, 0, "", errLookup, "calls old error"},
+		{"new panic", 100, "panic", false, 0, "", rollout.ErrPanic, "calls new panic"},
+		{"old panic", 0, "panic", false, 0, "", rollout.ErrPanic, "calls old panic"},
+		{"new invalid", 100, "nil", true, 0, "", rollout.ErrInvalidResult, "calls new invalid"},
+		{"nil without validate is ok", 100, "nil", false, 0, "", nil, "calls new ok"},
+		{"new timeout", 100, "slow", false, 50 * time.Millisecond, "", context.DeadlineExceeded, "calls new timeout"},
+		{"old timeout", 0, "slow", false, 50 * time.Millisecond, "", context.DeadlineExceeded, "calls old timeout"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -106,8 +117,12 @@ func TestRunOutcomes(t *testing.T) {
 					t.Fatal(err)
 				}
 				f := armBehaviours[c.arm]
+				arms := rollout.Arms[string, *account]{Old: f, New: f, Timeout: c.timeout}
+				if c.validate {
+					arms.Validate = validAccount
+				}
 				start := time.Now()
-				v, err := rollout.Run(context.Background(), g, "user-1", f, f, c.opts...)
+				v, err := path(t, g, arms).Run(context.Background(), "user-1", "user-1")
 				if !errors.Is(err, c.wantErr) || (c.wantErr == nil) != (err == nil) {
 					t.Fatalf("err = %v, want %v", err, c.wantErr)
 				}
@@ -142,7 +157,8 @@ func TestRunCallerDeadlineIsError(t *testing.T) {
 		g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
-		_, err := rollout.Run(ctx, g, "user-1", armBehaviours["slow"], armBehaviours["slow"], rollout.WithTimeout(time.Second))
+		slow := armBehaviours["slow"]
+		_, err := path(t, g, rollout.Arms[string, *account]{Old: slow, New: slow, Timeout: time.Second}).Run(ctx, "user-1", "user-1")
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v", err)
 		}
@@ -158,8 +174,9 @@ func TestRunFallback(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				mp, read := meter(t)
 				g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
-				opts := []rollout.CallOption{rollout.WithFallback(), rollout.WithValidate(validAccount), rollout.WithTimeout(time.Second)}
-				v, err := rollout.Run(context.Background(), g, "user-1", okArm("old"), armBehaviours[arm], opts...)
+				arms := rollout.Arms[string, *account]{Old: okArm("old"), New: armBehaviours[arm],
+					Fallback: true, Validate: validAccount, Timeout: time.Second}
+				v, err := path(t, g, arms).Run(context.Background(), "user-1", "user-1")
 				if err != nil || idOf(v) != "old" {
 					t.Fatalf("Run = %v, %v; want the old arm's account", v, err)
 				}
@@ -169,8 +186,9 @@ func TestRunFallback(t *testing.T) {
 					t.Errorf("counters = %v, want %v", got, want)
 				}
 
-				// Without WithFallback the failure reaches the caller.
-				if _, err := rollout.Run(context.Background(), g, "user-1", okArm("old"), armBehaviours[arm], opts[1:]...); err == nil {
+				// Without Fallback the failure reaches the caller.
+				arms.Fallback = false
+				if _, err := path(t, g, arms).Run(context.Background(), "user-1", "user-1"); err == nil {
 					t.Error("no error without fallback")
 				}
 			})
@@ -179,8 +197,9 @@ func TestRunFallback(t *testing.T) {
 	// A successful new arm is not followed by old.
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100))
 	calledOld := false
-	old := func(context.Context) (*account, error) { calledOld = true; return nil, nil }
-	if v, _ := rollout.Run(context.Background(), g, "u", old, okArm("new"), rollout.WithFallback()); idOf(v) != "new" || calledOld {
+	old := func(context.Context, string) (*account, error) { calledOld = true; return nil, nil }
+	p := path(t, g, rollout.Arms[string, *account]{Old: old, New: okArm("new"), Fallback: true})
+	if v, _ := p.Run(context.Background(), "u", "u"); idOf(v) != "new" || calledOld {
 		t.Errorf("got %v, old called %v", v, calledOld)
 	}
 }
@@ -188,9 +207,10 @@ func TestRunFallback(t *testing.T) {
 func TestRunPanicIsolation(t *testing.T) {
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithLogger(discardLogger()))
 	cause := io.ErrUnexpectedEOF
-	_, err := rollout.Run(context.Background(), g, "user-1", okArm("old"), func(context.Context) (*account, error) {
+	p := path(t, g, rollout.Arms[string, *account]{Old: okArm("old"), New: func(context.Context, string) (*account, error) {
 		panic(cause)
-	})
+	}})
+	_, err := p.Run(context.Background(), "user-1", "user-1")
 	var pe *rollout.PanicError
 	if !errors.As(err, &pe) || !errors.Is(err, rollout.ErrPanic) {
 		t.Fatalf("err = %v, want a *PanicError", err)
@@ -203,48 +223,12 @@ func TestRunPanicIsolation(t *testing.T) {
 	}
 }
 
-func TestRunOptionMisuse(t *testing.T) {
-	cases := []struct {
-		name string
-		opt  rollout.CallOption
-	}{
-		{"Shadow-only WithEqual", rollout.WithEqual(func(a, b *account) bool { return true })},
-		{"Shadow-only WithAsync", rollout.WithAsync()},
-		{"Shadow-only WithMaxConcurrent", rollout.WithMaxConcurrent(3)},
-		{"Shadow-only WithRedact", rollout.WithRedact(func(*account) any { return "x" })},
-		{"zero timeout", rollout.WithTimeout(0)},
-		{"validate of another type", rollout.WithValidate(func(string) error { return nil })},
-		{"zero CallOption", rollout.CallOption{}},
-	}
-	g, _ := rollout.New("lookup-v2", rollout.WithPercent(50))
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			called := false
-			f := func(context.Context) (*account, error) { called = true; return nil, nil }
-			_, err := rollout.Run(context.Background(), g, "user-1", f, f, c.opt)
-			if !errors.Is(err, rollout.ErrInvalidConfig) || called {
-				t.Errorf("err = %v, called %v; want ErrInvalidConfig and no call", err, called)
-			}
-		})
-	}
-	_, err := rollout.Shadow(context.Background(), g, "user-1", okArm("a"), okArm("b"), rollout.WithFallback())
-	if !errors.Is(err, rollout.ErrInvalidConfig) {
-		t.Errorf("Shadow with WithFallback: err = %v", err)
-	}
-	_, err = rollout.Shadow(context.Background(), g, "user-1", okArm("a"), okArm("b"), rollout.WithMaxConcurrent(0))
-	if !errors.Is(err, rollout.ErrInvalidConfig) {
-		t.Errorf("Shadow with WithMaxConcurrent(0): err = %v", err)
-	}
-}
+func intArm(context.Context, string) (int, error) { return 42, nil }
 
-var (
-	intArm   = func(context.Context) (int, error) { return 42, nil }
-	intValid = func(v int) error { return nil }
-	runOpts  = []rollout.CallOption{rollout.WithFallback(), rollout.WithValidate(intValid)}
-)
+func intValid(int) error { return nil }
 
 // TestRunDoesNotAllocate backs the zero-allocation claim of Run: on both
-// arms, with and without a guard, with and without options.
+// arms, with and without a guard, with and without Validate and Fallback.
 func TestRunDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	for _, pct := range []float64{0, 12.5, 100} {
@@ -257,10 +241,12 @@ func TestRunDoesNotAllocate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			plain := path(t, g, rollout.Arms[string, int]{Old: intArm, New: intArm})
+			checked := path(t, g, rollout.Arms[string, int]{Old: intArm, New: intArm, Validate: intValid, Fallback: true})
 			i := 0
 			n := testing.AllocsPerRun(2000, func() {
-				_, _ = rollout.Run(ctx, g, benchKeys[i&1023], intArm, intArm)
-				_, _ = rollout.Run(ctx, g, benchKeys[i&1023], intArm, intArm, runOpts...)
+				_, _ = plain.Run(ctx, benchKeys[i&1023], benchKeys[i&1023])
+				_, _ = checked.Run(ctx, benchKeys[i&1023], benchKeys[i&1023])
 				i++
 			})
 			if n != 0 {
@@ -274,10 +260,11 @@ func TestRunDoesNotAllocate(t *testing.T) {
 // no allocation.
 func TestShadowNotGatedDoesNotAllocate(t *testing.T) {
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(0), rollout.WithGuard())
+	p := path(t, g, rollout.Arms[string, int]{Old: intArm, New: intArm, Validate: intValid})
 	ctx := context.Background()
 	i := 0
 	if n := testing.AllocsPerRun(2000, func() {
-		_, _ = rollout.Shadow(ctx, g, benchKeys[i&1023], intArm, intArm)
+		_, _ = p.Shadow(ctx, benchKeys[i&1023], benchKeys[i&1023])
 		i++
 	}); n != 0 {
 		t.Errorf("%v allocs per run, want 0", n)
@@ -290,8 +277,9 @@ func TestRunReadsNoClock(t *testing.T) {
 	var reads atomic.Int64
 	now := func() time.Time { reads.Add(1); return time.Unix(0, 0) }
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(50), rollout.WithClock(now), rollout.WithGuard())
+	p := path(t, g, rollout.Arms[string, int]{Old: intArm, New: intArm})
 	for i := range 20_000 {
-		_, _ = rollout.Run(context.Background(), g, benchKeys[i&1023], intArm, intArm)
+		_, _ = p.Run(context.Background(), benchKeys[i&1023], benchKeys[i&1023])
 	}
 	gs, _ := g.Guard()
 	if n := reads.Load(); n != 0 || gs.Looks < 10 {
@@ -305,8 +293,8 @@ func TestRunMetricAttributes(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithMeterProvider(mp))
-	_, _ = rollout.Run(context.Background(), g, "u", okArm("a"), okArm("a"))
-	_, _ = rollout.Shadow(context.Background(), g, "u", okArm("a"), okArm("b"))
+	_, _ = path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: okArm("a")}).Run(context.Background(), "u", "u")
+	_, _ = path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: okArm("b")}).Shadow(context.Background(), "u", "u")
 	m := readMetrics(t, reader)
 	key := attribute.String("feature_flag.key", "lookup-v2")
 	want := map[string]map[attribute.Set]int64{

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -40,29 +41,28 @@ func TestShadowServesOldAndCompares(t *testing.T) {
 	cases := []struct {
 		name        string
 		percent     float64
-		newArm      func(context.Context) (*account, error)
-		opts        []rollout.CallOption
+		arms        rollout.Arms[string, *account] // Old is okArm("a-1")
 		want        map[string]int64
 		wantLog     []string
 		wantNoInLog []string
 	}{
-		{"not gated: new is not called", 0, armBehaviours["panic"], nil,
+		{"not gated: new is not called", 0, rollout.Arms[string, *account]{New: armBehaviours["panic"]},
 			map[string]int64{"calls old ok": 1}, nil, nil},
-		{"equal", 100, okArm("a-1"), nil,
+		{"equal", 100, rollout.Arms[string, *account]{New: okArm("a-1")},
 			map[string]int64{"calls old ok": 1, "calls new ok": 1}, nil, nil},
-		{"mismatch", 100, armBehaviours["nil"], nil,
+		{"mismatch", 100, rollout.Arms[string, *account]{New: armBehaviours["nil"]},
 			map[string]int64{"calls old ok": 1, "calls new ok": 1, "mismatches": 1},
 			[]string{"rollout: shadow mismatch", "key=user-1", "old=&{ID:a-1}", "new=<nil>"}, nil},
-		{"mismatch redacted", 100, okArm("a-2"), []rollout.CallOption{rollout.WithRedact(func(a *account) any { return "id:" + a.ID[:1] + "…" })},
+		{"mismatch redacted", 100, rollout.Arms[string, *account]{New: okArm("a-2"), Redact: func(a *account) any { return "id:" + a.ID[:1] + "…" }},
 			map[string]int64{"calls old ok": 1, "calls new ok": 1, "mismatches": 1},
 			[]string{"old=id:a…", "new=id:a…"}, []string{"a-1", "a-2"}},
-		{"custom equal", 100, okArm("A-1"), []rollout.CallOption{rollout.WithEqual(func(a, b *account) bool { return strings.EqualFold(a.ID, b.ID) })},
+		{"custom equal", 100, rollout.Arms[string, *account]{New: okArm("A-1"), Equal: func(a, b *account) bool { return strings.EqualFold(a.ID, b.ID) }},
 			map[string]int64{"calls old ok": 1, "calls new ok": 1}, nil, nil},
-		{"new fails: counted, not compared", 100, armBehaviours["error"], nil,
+		{"new fails: counted, not compared", 100, rollout.Arms[string, *account]{New: armBehaviours["error"]},
 			map[string]int64{"calls old ok": 1, "calls new error": 1}, nil, nil},
-		{"new invalid", 100, armBehaviours["nil"], []rollout.CallOption{rollout.WithValidate(validAccount)},
+		{"new invalid", 100, rollout.Arms[string, *account]{New: armBehaviours["nil"], Validate: validAccount},
 			map[string]int64{"calls old ok": 1, "calls new invalid": 1}, nil, nil},
-		{"new panics: isolated", 100, armBehaviours["panic"], nil,
+		{"new panics: isolated", 100, rollout.Arms[string, *account]{New: armBehaviours["panic"]},
 			map[string]int64{"calls old ok": 1, "calls new panic": 1}, []string{"rollout: arm panicked", "panic=boom"}, nil},
 	}
 	for _, c := range cases {
@@ -71,7 +71,8 @@ func TestShadowServesOldAndCompares(t *testing.T) {
 			var logs syncBuffer
 			g, _ := rollout.New("lookup-v2", rollout.WithPercent(c.percent), mp,
 				rollout.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-			v, err := rollout.Shadow(context.Background(), g, "user-1", okArm("a-1"), c.newArm, c.opts...)
+			c.arms.Old = okArm("a-1")
+			v, err := path(t, g, c.arms).Shadow(context.Background(), "user-1", "user-1")
 			if err != nil || idOf(v) != "a-1" {
 				t.Fatalf("Shadow = %v, %v; want the old arm's account", v, err)
 			}
@@ -95,19 +96,19 @@ func TestShadowServesOldAndCompares(t *testing.T) {
 // The old arm's failures are returned as they are; its panic is isolated.
 func TestShadowOldFailure(t *testing.T) {
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100))
-	if _, err := rollout.Shadow(context.Background(), g, "u", armBehaviours["error"], okArm("n")); err != errLookup {
+	if _, err := path(t, g, rollout.Arms[string, *account]{Old: armBehaviours["error"], New: okArm("n")}).Shadow(context.Background(), "u", "u"); err != errLookup {
 		t.Errorf("err = %v, want errLookup", err)
 	}
-	if _, err := rollout.Shadow(context.Background(), g, "u", armBehaviours["panic"], okArm("n")); err == nil || !strings.Contains(err.Error(), "panic in old arm") {
+	if _, err := path(t, g, rollout.Arms[string, *account]{Old: armBehaviours["panic"], New: okArm("n")}).Shadow(context.Background(), "u", "u"); err == nil || !strings.Contains(err.Error(), "panic in old arm") {
 		t.Errorf("err = %v, want a panic of the old arm", err)
 	}
 }
 
-// WithValidate in Shadow counts an invalid old result but serves it as it is.
+// Validate in Shadow counts an invalid old result but serves it as it is.
 func TestShadowValidateDoesNotChangeTheAnswer(t *testing.T) {
 	mp, read := meter(t)
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
-	v, err := rollout.Shadow(context.Background(), g, "u", armBehaviours["nil"], okArm("n"), rollout.WithValidate(validAccount))
+	v, err := path(t, g, rollout.Arms[string, *account]{Old: armBehaviours["nil"], New: okArm("n"), Validate: validAccount}).Shadow(context.Background(), "u", "u")
 	if v != nil || err != nil {
 		t.Errorf("Shadow = %v, %v; want the old arm's nil, nil", v, err)
 	}
@@ -123,8 +124,9 @@ func TestShadowMismatchLogBudget(t *testing.T) {
 	clock := newClock()
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithClock(clock.Now),
 		rollout.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	p := path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: okArm("b")})
 	for range 1000 {
-		_, _ = rollout.Shadow(context.Background(), g, "u", okArm("a"), okArm("b"))
+		_, _ = p.Shadow(context.Background(), "u", "u")
 	}
 	if n := strings.Count(logs.String(), "shadow mismatch"); n != 10 {
 		t.Errorf("%d mismatch lines for 1000 mismatches, want 10", n)
@@ -137,15 +139,13 @@ func TestShadowTimeout(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				mp, read := meter(t)
 				g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
-				opts := []rollout.CallOption{rollout.WithTimeout(200 * time.Millisecond)}
-				if async {
-					opts = append(opts, rollout.WithAsync())
-				}
+				p := path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: armBehaviours["slow"],
+					Timeout: 200 * time.Millisecond, Async: async})
 				// The caller's context ends at once; the shadow keeps its own
 				// timeout.
 				ctx, cancel := context.WithCancel(context.Background())
 				start := time.Now()
-				v, err := rollout.Shadow(ctx, g, "u", okArm("a"), armBehaviours["slow"], opts...)
+				v, err := p.Shadow(ctx, "u", "u")
 				cancel()
 				took := time.Since(start)
 				if err != nil || idOf(v) != "a" {
@@ -170,9 +170,17 @@ func TestShadowConcurrencyCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mp, read := meter(t)
 		g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp)
-		opts := []rollout.CallOption{rollout.WithAsync(), rollout.WithMaxConcurrent(2), rollout.WithTimeout(time.Second)}
+		// Old answers "a"; New waits for its timeout until fast is set.
+		var fast atomic.Bool
+		newArm := func(ctx context.Context, user string) (*account, error) {
+			if fast.Load() {
+				return okArm("a")(ctx, user)
+			}
+			return armBehaviours["slow"](ctx, user)
+		}
+		p := path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: newArm, Async: true, MaxConcurrent: 2, Timeout: time.Second})
 		for range 5 {
-			_, _ = rollout.Shadow(context.Background(), g, "u", okArm("a"), armBehaviours["slow"], opts...)
+			_, _ = p.Shadow(context.Background(), "u", "u")
 		}
 		synctest.Wait()
 		want := map[string]int64{"calls old ok": 5, "shadow.skipped": 3}
@@ -182,7 +190,8 @@ func TestShadowConcurrencyCap(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 		// The slots are free again.
-		_, _ = rollout.Shadow(context.Background(), g, "u", okArm("a"), okArm("a"), opts...)
+		fast.Store(true)
+		_, _ = p.Shadow(context.Background(), "u", "u")
 		synctest.Wait()
 		want = map[string]int64{"calls old ok": 6, "calls new ok": 1, "calls new timeout": 2, "shadow.skipped": 3}
 		if got := read(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -196,9 +205,9 @@ func TestShadowConcurrencyCap(t *testing.T) {
 // goroutine of theirs.
 func TestShadowNoGoroutineLeak(t *testing.T) {
 	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100))
-	opts := []rollout.CallOption{rollout.WithAsync(), rollout.WithTimeout(20 * time.Millisecond)}
+	p := path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: armBehaviours["slow"], Async: true, Timeout: 20 * time.Millisecond})
 	for range 20 {
-		_, _ = rollout.Shadow(context.Background(), g, "u", okArm("a"), armBehaviours["slow"], opts...)
+		_, _ = p.Shadow(context.Background(), "u", "u")
 	}
 	// VerifyNone retries until the goroutines are gone (or fails after
 	// its own deadline): a bounded wait on the condition, not a sleep.
@@ -213,7 +222,7 @@ func TestShadowAsyncPanicIsolation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mp, read := meter(t)
 		g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), mp, rollout.WithGuard())
-		v, err := rollout.Shadow(context.Background(), g, "u", okArm("a"), armBehaviours["panic"], rollout.WithAsync())
+		v, err := path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: armBehaviours["panic"], Async: true}).Shadow(context.Background(), "u", "u")
 		if err != nil || idOf(v) != "a" {
 			t.Fatalf("Shadow = %v, %v", v, err)
 		}

@@ -45,8 +45,8 @@ func simulateRun(r *rand.Rand, seq int, percent, pOld, pNew float64, maxNew int)
 	if err != nil {
 		panic(err)
 	}
-	arm := func(p float64, calls *int) func(context.Context) (int, error) {
-		return func(context.Context) (int, error) {
+	arm := func(p float64, calls *int) func(context.Context, string) (int, error) {
+		return func(context.Context, string) (int, error) {
 			*calls++
 			if r.Float64() < p {
 				return 0, errSim
@@ -55,12 +55,16 @@ func simulateRun(r *rand.Rand, seq int, percent, pOld, pNew float64, maxNew int)
 		}
 	}
 	var oldCalls, newCalls int
-	old, neu := arm(pOld, &oldCalls), arm(pNew, &newCalls)
+	p, err := rollout.NewPath(g, rollout.Arms[string, int]{Old: arm(pOld, &oldCalls), New: arm(pNew, &newCalls)})
+	if err != nil {
+		panic(err)
+	}
 	ctx, keys := context.Background(), simKeys()
 	// A killed gate routes every key to old, so newCalls stops at the
 	// kill and the gate need only be read now and then.
 	for i := 1; newCalls < maxNew; i++ {
-		_, _ = rollout.Run(ctx, g, keys[i%len(keys)], old, neu)
+		key := keys[i%len(keys)]
+		_, _ = p.Run(ctx, key, key)
 		if i%256 == 0 && g.Status().Killed {
 			break
 		}
