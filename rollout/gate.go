@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/blastradius/blastradius/internal/logbudget"
 	"github.com/blastradius/blastradius/internal/telemetry"
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 // The state word that Enabled loads: the threshold in buckets (percent ×
@@ -75,7 +75,10 @@ type Gate struct {
 	expires time.Time
 	now     func() time.Time
 	log     *slog.Logger // state changes
-	noisy   *slog.Logger // repeated messages, through the log budget
+	noisy   *slog.Logger // repeated messages, through budget
+	budget  *logbudget.Handler
+	// Budget keys of the messages a Path logs per call.
+	panicKey, mismatchKey *logbudget.Key
 
 	kills    metric.Int64Counter
 	killOpts map[string][]metric.AddOption
@@ -152,6 +155,7 @@ func New(name string, opts ...Option) (*Gate, error) {
 	if c.percentSet && c.schedule != nil {
 		return nil, invalid("WithPercent and WithSchedule: give one, not both (the first step is the initial percent)")
 	}
+	budget := logBudget(c.logger, c.mp, c.now)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -166,12 +170,13 @@ func New(name string, opts ...Option) (*Gate, error) {
 		expires: c.expires,
 		now:     c.now,
 		log:     c.logger,
+		noisy:   slog.New(budget),
+		budget:  budget,
 		units:   c.units,
 		vetoes:  c.vetoes,
 	}
-	g.noisy = slog.New(logbudget.New(c.logger.Handler(), logbudget.Options{
-		Limit: 10, Interval: time.Minute, KeyAttr: attrKey, Now: c.now,
-	}))
+	g.panicKey = budget.Key(msgPanic, slog.String(attrKey, name))
+	g.mismatchKey = budget.Key(msgMismatch, slog.String(attrKey, name))
 	g.nextDue.Store(noDue)
 	if len(c.schedule) > 0 {
 		for _, s := range c.schedule {
@@ -401,7 +406,7 @@ func (g *Gate) evaluate(now time.Time) {
 			}
 			g.mu.Unlock()
 			if why != held {
-				g.noisy.Info("rollout: promotion held", attrKey, g.name, "step", next, attrReason, why)
+				g.noisy.Info("rollout: promotion held", attrKey, g.name, "step", next, "held", why)
 			}
 			return
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/blastradius/blastradius/logbudget"
 )
 
 // ErrInvalidConfig is wrapped by every error that New, NewRegistry, Watch
@@ -192,7 +194,9 @@ func WithClock(now func() time.Time) SharedOption {
 // (shadow mismatches, panics of an arm, held promotions, rejected configs,
 // admin requests) go through that budget, which may be shared with other
 // packages; otherwise through a budget of their own, per gate and per
-// registry, with logbudget's defaults. State changes (kill, resume, percent,
+// registry, with logbudget's defaults (10 a minute per message and reason)
+// on the gate's clock, counting what it suppresses in
+// blastradius.logbudget.suppressed. State changes (kill, resume, percent,
 // promotion, config applied) are logged to the logger as they are.
 func WithLogger(l *slog.Logger) SharedOption {
 	return sharedOption{
@@ -208,6 +212,16 @@ func WithMeterProvider(mp metric.MeterProvider) SharedOption {
 		gate: func(c *gateConfig) error { c.mp = mp; return nil },
 		reg:  func(c *registryConfig) error { c.mp = mp; return nil },
 	}
+}
+
+// logBudget returns the log budget of l (slog.Default() if nil): l's own if
+// its handler is a *logbudget.Handler, otherwise a new one over it with
+// logbudget's defaults, keyed by message and reason, counting suppressions
+// through mp and timed by now (nil: the monotonic clock).
+func logBudget(l *slog.Logger, mp metric.MeterProvider, now func() time.Time) *logbudget.Handler {
+	// The options are valid, so For cannot fail.
+	h, _ := logbudget.For(l, logbudget.WithKeyAttr(attrReason), logbudget.WithMeterProvider(mp), logbudget.WithClock(now))
+	return h
 }
 
 // invalid returns an error wrapping ErrInvalidConfig:

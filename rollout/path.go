@@ -63,6 +63,12 @@ type Arms[In, Out any] struct {
 	MaxConcurrent int
 }
 
+// Messages a Path logs per call, through the gate's log budget.
+const (
+	msgPanic    = "rollout: arm panicked"
+	msgMismatch = "rollout: shadow mismatch"
+)
+
 // Defaults of Shadow.
 const (
 	defaultShadowTimeout    = time.Second
@@ -185,10 +191,12 @@ func (p *Path[In, Out]) shadow(ctx context.Context, key string, in In, old Out, 
 	mismatch := o == outOK && oldOK && !p.same(old, v)
 	g.record(armNew, o, mismatch, 1)
 	if mismatch {
-		oldV, newV := p.redact(old), p.redact(v)
-		g.noisy.LogAttrs(ctx, slog.LevelWarn, "rollout: shadow mismatch",
-			slog.String(attrKey, g.name), slog.String("key", key),
-			slog.Any("old", oldV), slog.Any("new", newV))
+		_ = g.budget.HandleKey(ctx, g.mismatchKey, slog.LevelWarn, func() slog.Record {
+			r := slog.NewRecord(time.Now(), slog.LevelWarn, msgMismatch, 0)
+			r.AddAttrs(slog.String(attrKey, g.name), slog.String("key", key),
+				slog.Any("old", p.redact(old)), slog.Any("new", p.redact(v)))
+			return r
+		})
 	}
 }
 
@@ -211,8 +219,12 @@ func (p *Path[In, Out]) call(ctx context.Context, a arm, f func(context.Context,
 			pe := &PanicError{Variant: variantNames[a], Value: r, Stack: debug.Stack()}
 			v, o, err = zero, outPanic, pe
 			g := p.g
-			g.noisy.Error("rollout: arm panicked", attrKey, g.name, attrVariant, pe.Variant,
-				"panic", fmt.Sprint(r), "stack", string(pe.Stack))
+			_ = g.budget.HandleKey(ctx, g.panicKey, slog.LevelError, func() slog.Record {
+				rec := slog.NewRecord(time.Now(), slog.LevelError, msgPanic, 0)
+				rec.AddAttrs(slog.String(attrKey, g.name), slog.String(attrVariant, pe.Variant),
+					slog.String("panic", fmt.Sprint(pe.Value)), slog.String("stack", string(pe.Stack)))
+				return rec
+			})
 		}
 	}()
 	v, err = f(ctx, in)

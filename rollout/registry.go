@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/blastradius/blastradius/internal/logbudget"
 	"github.com/blastradius/blastradius/internal/telemetry"
 )
 
@@ -129,6 +128,7 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 			return nil, err
 		}
 	}
+	noisy := slog.New(logBudget(c.logger, c.mp, c.now))
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -138,13 +138,11 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 	r := &Registry{
 		now:     c.now,
 		log:     c.logger,
+		noisy:   noisy,
 		gates:   make(map[string]*Gate),
 		retired: make(map[string]string),
 		applied: make(map[string]configEntry),
 	}
-	r.noisy = slog.New(logbudget.New(c.logger.Handler(), logbudget.Options{
-		Limit: 10, Interval: time.Minute, KeyAttr: attrKey, Now: c.now,
-	}))
 	m := telemetry.Meter(c.mp, "rollout")
 	r.loads = telemetry.Counter(m, "blastradius.rollout.config.loads",
 		"Config documents given to Registry.LoadConfig, by result.", "{load}")

@@ -118,21 +118,6 @@ func TestShadowValidateDoesNotChangeTheAnswer(t *testing.T) {
 	}
 }
 
-// A mismatch log goes through the log budget: 10 lines a minute per gate.
-func TestShadowMismatchLogBudget(t *testing.T) {
-	var logs syncBuffer
-	clock := newClock()
-	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithClock(clock.Now),
-		rollout.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	p := path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: okArm("b")})
-	for range 1000 {
-		_, _ = p.Shadow(context.Background(), "u", "u")
-	}
-	if n := strings.Count(logs.String(), "shadow mismatch"); n != 10 {
-		t.Errorf("%d mismatch lines for 1000 mismatches, want 10", n)
-	}
-}
-
 func TestShadowTimeout(t *testing.T) {
 	for _, async := range []bool{false, true} {
 		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
