@@ -46,7 +46,7 @@ func TestKillReachesEveryInstance(t *testing.T) {
 		}
 		for _, n := range ns {
 			st := n.gate(t, "checkout-v2").Status()
-			if st.Reason != "INC-42" || st.KilledBy != rollout.KilledManual {
+			if st.Reason != "INC-42" || st.KilledBy != rollout.KilledByCall {
 				t.Errorf("%s: reason %q by %q", n.s.ID(), st.Reason, st.KilledBy)
 			}
 			if n.gate(t, "search-v3").Status().Killed {

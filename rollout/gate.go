@@ -42,17 +42,18 @@ const (
 )
 
 // Values of Status.KilledBy and of the reason attribute of the
-// blastradius.rollout.kills counter.
+// blastradius.rollout.kills counter: what killed the gate.
 const (
-	// KilledManual is a kill through Kill, including the admin handler.
-	KilledManual = "manual"
+	// KilledByCall is a kill by a call of Gate.Kill: the admin handler's,
+	// a fleet's or the service's own.
+	KilledByCall = "call"
 	// KilledByConfig is a kill applied by Registry.LoadConfig.
 	KilledByConfig = "config"
-	// KilledByGuard is a kill by the automatic guard.
+	// KilledByGuard is a kill by the gate's guard (WithGuard).
 	KilledByGuard = "guard"
 )
 
-var killSources = [...]string{KilledManual, KilledByConfig, KilledByGuard}
+var killSources = [...]string{KilledByCall, KilledByConfig, KilledByGuard}
 
 type scheduledStep struct {
 	units uint32
@@ -266,7 +267,7 @@ func (g *Gate) SetPercent(p float64) error {
 	if err != nil {
 		return err
 	}
-	g.setUnits(u, KilledManual)
+	g.setUnits(u, KilledByCall)
 	return nil
 }
 
@@ -293,7 +294,7 @@ func (g *Gate) setUnits(u uint32, source string) {
 // Enabled call that starts after Kill returns returns false, on every
 // goroutine. The schedule stops advancing until Resume. Killing a killed
 // gate changes nothing and keeps the first reason.
-func (g *Gate) Kill(reason string) { g.kill(KilledManual, reason) }
+func (g *Gate) Kill(reason string) { g.kill(KilledByCall, reason) }
 
 // kill is Kill with the source recorded in Status.KilledBy and in the
 // reason attribute of blastradius.rollout.kills. It reports whether the
@@ -457,7 +458,7 @@ type Status struct {
 	// and Percent is what Resume restores.
 	Percent float64 `json:"percent"`
 	// Killed reports a kill; Reason is the reason given to it and KilledBy
-	// its source: KilledManual, KilledByConfig or KilledByGuard.
+	// its source: KilledByCall, KilledByConfig or KilledByGuard.
 	Killed   bool      `json:"killed"`
 	Reason   string    `json:"reason,omitempty"`
 	KilledBy string    `json:"killed_by,omitempty"`

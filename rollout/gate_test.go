@@ -66,7 +66,7 @@ func TestKillResume(t *testing.T) {
 		t.Fatal("killed gate enabled a key")
 	}
 	want := rollout.Status{Name: "g", Percent: 100, Killed: true, Reason: "INC-1: payments failing",
-		KilledBy: rollout.KilledManual, KilledAt: clk.Now(), Step: -1, Salt: "g"}
+		KilledBy: rollout.KilledByCall, KilledAt: clk.Now(), Step: -1, Salt: "g"}
 	if st := g.Status(); st != want {
 		t.Fatalf("status = %+v\nwant     %+v", st, want)
 	}
@@ -257,7 +257,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("kills data points: %+v", kills.DataPoints)
 	}
 	dp := kills.DataPoints[0]
-	want := attrs(attribute.String("feature_flag.key", "checkout-v2"), attribute.String("reason", "manual"))
+	want := attrs(attribute.String("feature_flag.key", "checkout-v2"), attribute.String("reason", "call"))
 	if dp.Value != 2 || !dp.Attributes.Equals(&want) {
 		t.Errorf("kills = %d %v, want 2 %v", dp.Value, dp.Attributes.Encoded(attribute.DefaultEncoder()), want.Encoded(attribute.DefaultEncoder()))
 	}

@@ -115,7 +115,7 @@ func TestHandlerEffects(t *testing.T) {
 	if st := post("/checkout-v2/percent", `{"percent":100}`); st.Percent != 100 || !g.Enabled("anyone") {
 		t.Fatalf("percent: %+v", st)
 	}
-	if st := post("/checkout-v2/kill", `{"reason":"INC-10"}`); !st.Killed || st.KilledBy != rollout.KilledManual || g.Enabled("anyone") {
+	if st := post("/checkout-v2/kill", `{"reason":"INC-10"}`); !st.Killed || st.KilledBy != rollout.KilledByCall || g.Enabled("anyone") {
 		t.Fatalf("kill: %+v", st)
 	}
 	if st := post("/checkout-v2/resume", ``); st.Killed || !g.Enabled("anyone") {

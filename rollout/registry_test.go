@@ -211,14 +211,14 @@ func TestLoadConfigApplies(t *testing.T) {
 	if st := status(t, reg, "search-v3"); st.Percent != 20 {
 		t.Errorf("a changed entry did not apply: %+v", st)
 	}
-	// A config resume does not lift a manual kill.
+	// A config resume does not lift a kill by a call of Kill.
 	c, _ := reg.Gate("checkout-v2")
 	_, _ = reg.LoadConfig(strings.NewReader(`{"version":"5","gates":[{"name":"checkout-v2","killed":true}]}`))
 	c.Resume()
 	c.Kill("operator")
 	_, _ = reg.LoadConfig(strings.NewReader(`{"version":"6","gates":[{"name":"checkout-v2","killed":false}]}`))
 	if st := c.Status(); !st.Killed || st.Reason != "operator" {
-		t.Errorf("config lifted a manual kill: %+v", st)
+		t.Errorf("config lifted a kill by Kill: %+v", st)
 	}
 	// An entry without percent leaves the percent; a removed entry changes nothing.
 	if st := c.Status(); st.Percent != 1 {
