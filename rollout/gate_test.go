@@ -2,7 +2,6 @@ package rollout_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,9 +13,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -59,7 +58,7 @@ func TestSetPercent(t *testing.T) {
 }
 
 func TestKillResume(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	g, _ := rollout.New("g", rollout.WithPercent(100), rollout.WithClock(clk.Now))
 	g.Kill("INC-1: payments failing")
 	if g.Enabled("x") {
@@ -161,7 +160,7 @@ func TestKillIsImmediate(t *testing.T) {
 }
 
 func TestEnabledDoesNotAllocate(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	steady, _ := rollout.New("steady", rollout.WithPercent(12.5))
 	ramping, _ := rollout.New("ramping", rollout.WithClock(clk.Now), rollout.WithSchedule(
 		rollout.Step{Percent: 1, Hold: time.Hour}, rollout.Step{Percent: 100}))
@@ -178,7 +177,7 @@ func TestEnabledDoesNotAllocate(t *testing.T) {
 }
 
 func TestStale(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
 	expiry := clk.Now().Add(24 * time.Hour)
@@ -199,74 +198,33 @@ func TestStale(t *testing.T) {
 	}
 }
 
-// readMetrics collects the metrics of a ManualReader.
-func readMetrics(t *testing.T, r *sdkmetric.ManualReader) map[string]metricdata.Aggregation {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]metricdata.Aggregation{}
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != "github.com/blastradius/blastradius/rollout" {
-			t.Errorf("scope %q", sm.Scope.Name)
-		}
-		for _, m := range sm.Metrics {
-			out[m.Name] = m.Data
-		}
-	}
-	return out
-}
-
-func attrs(kv ...attribute.KeyValue) attribute.Set { return attribute.NewSet(kv...) }
-
 func TestMetrics(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	a, _ := rollout.New("checkout-v2", rollout.WithPercent(12.5), rollout.WithMeterProvider(mp))
-	b, _ := rollout.New("search-v3", rollout.WithPercent(1), rollout.WithMeterProvider(mp))
+	r := metrictest.New(t)
+	a, _ := rollout.New("checkout-v2", rollout.WithPercent(12.5), rollout.WithMeterProvider(r))
+	_, _ = rollout.New("search-v3", rollout.WithPercent(1), rollout.WithMeterProvider(r))
 	a.Kill("one")
 	a.Kill("ignored: already killed")
 	a.Resume()
 	a.Kill("two")
-	_ = b
 
-	m := readMetrics(t, reader)
-	gauge, ok := m["blastradius.rollout.percent"].(metricdata.Gauge[float64])
-	if !ok {
-		t.Fatalf("percent gauge: %T", m["blastradius.rollout.percent"])
+	for _, sm := range r.Collect().ScopeMetrics {
+		if sm.Scope.Name != "github.com/blastradius/blastradius/rollout" {
+			t.Errorf("scope %q", sm.Scope.Name)
+		}
 	}
-	gotGauge := map[attribute.Set]float64{}
-	for _, dp := range gauge.DataPoints {
-		gotGauge[dp.Attributes] = dp.Value
+	for gate, want := range map[string]float64{"checkout-v2": 0 /* killed */, "search-v3": 1} {
+		if got, ok := r.Gauge("blastradius.rollout.percent", "feature_flag.key", gate); !ok || got != want {
+			t.Errorf("percent gauge of %s = %v (%v), want %v", gate, got, ok, want)
+		}
 	}
-	wantGauge := map[attribute.Set]float64{
-		attrs(attribute.String("feature_flag.key", "checkout-v2")): 0, // killed
-		attrs(attribute.String("feature_flag.key", "search-v3")):   1,
-	}
-	if fmt.Sprint(gotGauge) != fmt.Sprint(wantGauge) {
-		t.Errorf("percent gauge = %v, want %v", gotGauge, wantGauge)
-	}
-
-	kills, ok := m["blastradius.rollout.kills"].(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("kills counter: %T", m["blastradius.rollout.kills"])
-	}
-	if len(kills.DataPoints) != 1 {
-		t.Fatalf("kills data points: %+v", kills.DataPoints)
-	}
-	dp := kills.DataPoints[0]
-	want := attrs(attribute.String("feature_flag.key", "checkout-v2"), attribute.String("reason", "call"))
-	if dp.Value != 2 || !dp.Attributes.Equals(&want) {
-		t.Errorf("kills = %d %v, want 2 %v", dp.Value, dp.Attributes.Encoded(attribute.DefaultEncoder()), want.Encoded(attribute.DefaultEncoder()))
+	kills := r.Sums("blastradius.rollout.kills")
+	want := map[attribute.Set]int64{metrictest.Attrs("feature_flag.key", "checkout-v2", "reason", "call"): 2}
+	if fmt.Sprint(kills) != fmt.Sprint(want) {
+		t.Errorf("kills = %v, want %v", kills, want)
 	}
 
 	a.Resume()
-	m = readMetrics(t, reader)
-	for _, dp := range m["blastradius.rollout.percent"].(metricdata.Gauge[float64]).DataPoints {
-		if v, _ := dp.Attributes.Value("feature_flag.key"); v.AsString() == "checkout-v2" && dp.Value != 12.5 {
-			t.Errorf("after Resume the gauge reads %v, want 12.5", dp.Value)
-		}
+	if got, _ := r.Gauge("blastradius.rollout.percent", "feature_flag.key", "checkout-v2"); got != 12.5 {
+		t.Errorf("after Resume the gauge reads %v, want 12.5", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blastradius/blastradius/internal/fakeclock"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -103,7 +104,7 @@ func TestGuardLooksWhenTheOldArmCatchesUp(t *testing.T) {
 }
 
 func TestGuardVetoesPromotion(t *testing.T) {
-	clock := newClock()
+	clock := fakeclock.New()
 	g, _ := rollout.New("lookup-v2", rollout.WithClock(clock.Now), rollout.WithGuard(),
 		rollout.WithSchedule(rollout.Step{Percent: 1, Hold: time.Hour}, rollout.Step{Percent: 5, Hold: time.Hour}, rollout.Step{Percent: 100}))
 	record(g, "old", "ok", 9980)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blastradius/blastradius/internal/fakeclock"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -29,7 +30,7 @@ type i2Result struct {
 // "shadow".
 func replayI2(t *testing.T, mode string) i2Result {
 	t.Helper()
-	clock := newClock()
+	clock := fakeclock.New()
 	g, err := rollout.New("account-lookup-v2", rollout.WithClock(clock.Now), rollout.WithLogger(discardLogger()),
 		rollout.WithGuard(),
 		rollout.WithSchedule(

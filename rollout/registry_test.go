@@ -1,7 +1,6 @@
 package rollout_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,9 +8,10 @@ import (
 	"testing"
 	"testing/iotest"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -163,7 +163,7 @@ func TestLoadConfigReadError(t *testing.T) {
 }
 
 func TestLoadConfigApplies(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	reg := newTestRegistry(t, rollout.WithClock(clk.Now))
 	info, err := reg.LoadConfig(strings.NewReader(goodConfig))
 	if err != nil {
@@ -333,25 +333,15 @@ func TestKnight(t *testing.T) {
 }
 
 func TestConfigLoadsMetric(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	reg := newTestRegistry(t, rollout.WithMeterProvider(mp))
+	r := metrictest.New(t)
+	reg := newTestRegistry(t, rollout.WithMeterProvider(r))
 	for _, doc := range []string{goodConfig, goodConfig, `{`, `{"version":"x","gates":[{"name":"power-peg"}]}`, `{"version":"x","gates":[{"name":"x"}]}`} {
 		_, _ = reg.LoadConfig(strings.NewReader(doc))
 	}
-	m := readMetrics(t, reader)
-	sum, ok := m["blastradius.rollout.config.loads"].(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("config.loads: %T", m["blastradius.rollout.config.loads"])
-	}
-	got := map[string]int64{}
-	for _, dp := range sum.DataPoints {
-		v, _ := dp.Attributes.Value("result")
-		got[v.AsString()] = dp.Value
-	}
-	if got["applied"] != 2 || got["rejected"] != 3 || len(got) != 2 {
-		t.Fatalf("config.loads = %v, want applied 2, rejected 3", got)
+	got := r.Sums("blastradius.rollout.config.loads")
+	want := map[attribute.Set]int64{metrictest.Attrs("result", "applied"): 2, metrictest.Attrs("result", "rejected"): 3}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("config.loads = %v, want %v", got, want)
 	}
 }
 

@@ -5,41 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
-// meter returns a meter provider option with a ManualReader, and a function
-// that reads the rollout counters as "instrument variant/outcome" → value.
+// meter returns a meter provider option and a function that reads the
+// rollout counters as "instrument variant outcome reason" → value.
 func meter(t *testing.T) (rollout.SharedOption, func() map[string]int64) {
 	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	return rollout.WithMeterProvider(mp), func() map[string]int64 {
+	r := metrictest.New(t)
+	return rollout.WithMeterProvider(r), func() map[string]int64 {
 		out := map[string]int64{}
-		for name, data := range readMetrics(t, reader) {
-			sum, ok := data.(metricdata.Sum[int64])
-			if !ok {
-				continue
-			}
-			for _, dp := range sum.DataPoints {
-				k := strings.TrimPrefix(name, "blastradius.rollout.")
+		for _, name := range []string{"calls", "mismatches", "shadow.skipped", "kills"} {
+			for set, v := range r.Sums("blastradius.rollout." + name) {
+				k := name
 				for _, a := range []attribute.Key{"feature_flag.result.variant", "outcome", "reason"} {
-					if v, ok := dp.Attributes.Value(a); ok {
+					if v, ok := set.Value(a); ok {
 						k += " " + v.AsString()
 					}
 				}
-				out[k] += dp.Value
+				out[k] += v
 			}
 		}
 		return out
@@ -289,31 +282,24 @@ func TestRunReadsNoClock(t *testing.T) {
 
 // The call counters carry exactly the attribute sets of the README table.
 func TestRunMetricAttributes(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithMeterProvider(mp))
+	r := metrictest.New(t)
+	g, _ := rollout.New("lookup-v2", rollout.WithPercent(100), rollout.WithMeterProvider(r))
 	_, _ = path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: okArm("a")}).Run(context.Background(), "u", "u")
 	_, _ = path(t, g, rollout.Arms[string, *account]{Old: okArm("a"), New: okArm("b")}).Shadow(context.Background(), "u", "u")
-	m := readMetrics(t, reader)
-	key := attribute.String("feature_flag.key", "lookup-v2")
+	key := []string{"feature_flag.key", "lookup-v2"}
+	with := func(kv ...string) attribute.Set { return metrictest.Attrs(append(key, kv...)...) }
 	want := map[string]map[attribute.Set]int64{
 		"blastradius.rollout.calls": {
-			attrs(key, attribute.String("feature_flag.result.variant", "new"), attribute.String("outcome", "ok")): 2,
-			attrs(key, attribute.String("feature_flag.result.variant", "old"), attribute.String("outcome", "ok")): 1,
+			with("feature_flag.result.variant", "new", "outcome", "ok"): 2,
+			with("feature_flag.result.variant", "old", "outcome", "ok"): 1,
 		},
-		"blastradius.rollout.mismatches": {attrs(key): 1},
+		"blastradius.rollout.mismatches": {with(): 1},
 	}
 	for name, w := range want {
-		sum, ok := m[name].(metricdata.Sum[int64])
-		if !ok || !sum.IsMonotonic {
-			t.Fatalf("%s: %T, want a monotonic Sum[int64]", name, m[name])
+		if sum, ok := r.Metric(name).(metricdata.Sum[int64]); !ok || !sum.IsMonotonic {
+			t.Fatalf("%s: %T, want a monotonic Sum[int64]", name, r.Metric(name))
 		}
-		got := map[attribute.Set]int64{}
-		for _, dp := range sum.DataPoints {
-			got[dp.Attributes] = dp.Value
-		}
-		if fmt.Sprint(got) != fmt.Sprint(w) {
+		if got := r.Sums(name); fmt.Sprint(got) != fmt.Sprint(w) {
 			t.Errorf("%s = %v, want %v", name, got, w)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blastradius/blastradius/internal/fakeclock"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -17,7 +18,7 @@ var ramp = []rollout.Step{
 }
 
 func TestSchedulePromotes(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	t0 := clk.Now()
 	g, err := rollout.New("ramp", rollout.WithClock(clk.Now), rollout.WithSchedule(ramp...))
 	if err != nil {
@@ -50,7 +51,7 @@ func TestSchedulePromotes(t *testing.T) {
 // TestScheduleOneStepAtATime: however late the evaluation, the gate moves
 // one step, and the next step's hold starts at the promotion.
 func TestScheduleOneStepAtATime(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	g, _ := rollout.New("late", rollout.WithClock(clk.Now), rollout.WithSchedule(ramp...))
 	clk.Advance(48 * time.Hour)
 	st := g.Status()
@@ -66,7 +67,7 @@ func TestScheduleOneStepAtATime(t *testing.T) {
 }
 
 func TestPromotionCheckVetoes(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	var (
 		allow atomic.Bool
 		calls []int
@@ -110,7 +111,7 @@ func TestPromotionCheckVetoes(t *testing.T) {
 // TestPromotionCheckMayCallGate: a check runs without the gate's lock, so
 // it may read the status or kill the gate (as the guard will).
 func TestPromotionCheckMayCallGate(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	var g *rollout.Gate
 	g, _ = rollout.New("self", rollout.WithClock(clk.Now), rollout.WithSchedule(ramp...),
 		rollout.WithPromotionCheck(func(int, time.Time) (bool, string) {
@@ -126,7 +127,7 @@ func TestPromotionCheckMayCallGate(t *testing.T) {
 }
 
 func TestSetPercentStopsSchedule(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	g, _ := rollout.New("manual", rollout.WithClock(clk.Now), rollout.WithSchedule(ramp...))
 	if err := g.SetPercent(0.5); err != nil {
 		t.Fatal(err)
@@ -139,7 +140,7 @@ func TestSetPercentStopsSchedule(t *testing.T) {
 }
 
 func TestKillFreezesScheduleResumeRestartsHold(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	g, _ := rollout.New("frozen", rollout.WithClock(clk.Now), rollout.WithSchedule(ramp...))
 	clk.Advance(30 * time.Minute)
 	g.Kill("investigating")
@@ -161,20 +162,20 @@ func TestKillFreezesScheduleResumeRestartsHold(t *testing.T) {
 
 // countingClock counts its reads.
 type countingClock struct {
-	*fakeClock
+	*fakeclock.Clock
 	reads atomic.Int64
 }
 
 func (c *countingClock) Now() time.Time {
 	c.reads.Add(1)
-	return c.fakeClock.Now()
+	return c.Clock.Now()
 }
 
 // TestEnabledDrivesSchedule: with no Status call, sampled Enabled calls
 // promote the gate once the hold has passed, and not before; a gate without
 // a pending promotion never reads the clock in Enabled.
 func TestEnabledDrivesSchedule(t *testing.T) {
-	clk := &countingClock{fakeClock: newClock()}
+	clk := &countingClock{Clock: fakeclock.New()}
 	g, _ := rollout.New("driven", rollout.WithClock(clk.Now), rollout.WithSchedule(
 		rollout.Step{Percent: 0, Hold: time.Hour}, rollout.Step{Percent: 100}))
 	clk.reads.Store(0)
@@ -214,7 +215,7 @@ func TestEnabledDrivesSchedule(t *testing.T) {
 // TestConcurrentEvaluation: many goroutines evaluating at once promote
 // exactly once per due step, and the check runs once per promotion.
 func TestConcurrentEvaluation(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	var checks atomic.Int64
 	g, _ := rollout.New("busy", rollout.WithClock(clk.Now), rollout.WithSchedule(ramp...),
 		rollout.WithPromotionCheck(func(int, time.Time) (bool, string) {
@@ -243,7 +244,7 @@ func TestConcurrentEvaluation(t *testing.T) {
 }
 
 func TestScheduleHugeHold(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	g, err := rollout.New("forever", rollout.WithClock(clk.Now), rollout.WithSchedule(
 		rollout.Step{Percent: 1, Hold: 1<<63 - 1}, rollout.Step{Percent: 100}))
 	if err != nil {
