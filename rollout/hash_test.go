@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/blastradius/blastradius/rollout"
@@ -91,12 +92,12 @@ func TestUniformity(t *testing.T) {
 		name string
 		key  func(i int) string
 	}{
-		{"decimal", func(i int) string { return fmt.Sprint(i) }},
-		{"user-prefix", func(i int) string { return fmt.Sprintf("user-%d", i) }},
+		{"decimal", strconv.Itoa},
+		{"user-prefix", func(i int) string { return "user-" + strconv.Itoa(i) }},
 		{"uuid-like", func(i int) string {
 			return fmt.Sprintf("%08x-0000-4000-8000-%012x", i*2654435761%(1<<32), i)
 		}},
-		{"email", func(i int) string { return fmt.Sprintf("customer%d@example.com", i) }},
+		{"email", func(i int) string { return "customer" + strconv.Itoa(i) + "@example.com" }},
 	}
 	for _, salt := range []string{"checkout-v2", "s"} {
 		for _, sh := range shapes {
@@ -145,7 +146,7 @@ func TestMonotonic(t *testing.T) {
 		}
 		n := 0
 		for i := range 10_000 {
-			key := fmt.Sprint("user-", i)
+			key := "user-" + strconv.Itoa(i)
 			on := g.Enabled(key)
 			if enabled[key] && !on {
 				t.Fatalf("key %q lost at %v%%", key, p)
@@ -178,7 +179,7 @@ func TestExposure(t *testing.T) {
 		g, _ := rollout.New("exposure", rollout.WithPercent(tc.percent))
 		n := 0
 		for i := range keys {
-			if g.Enabled(fmt.Sprint("user-", i)) {
+			if g.Enabled("user-" + strconv.Itoa(i)) {
 				n++
 			}
 		}
@@ -197,7 +198,7 @@ func TestSaltIndependence(t *testing.T) {
 	same, _ := rollout.New("search-v3-copy", rollout.WithSalt("checkout-v2"), rollout.WithPercent(50))
 	both, sameBoth := 0, 0
 	for i := range keys {
-		k := fmt.Sprint("user-", i)
+		k := "user-" + strconv.Itoa(i)
 		ea := a.Enabled(k)
 		if ea && b.Enabled(k) {
 			both++

@@ -16,10 +16,13 @@ import (
 	"github.com/blastradius/blastradius/rollout"
 )
 
-// The figures of the package documentation on the guard come from these
-// tests. They run whole rollouts through Run: a gate at 50% routes real
-// keys by their hash, so the arms' counts at a checkpoint differ as they
-// do in production. Every rollout is seeded; no clock is read.
+// The figures of the documentation of WithGuard come from these tests.
+// Most run whole rollouts through Path.Run: a gate at 50% routes real keys
+// by their hash, so the arms' counts at a checkpoint differ as they do in
+// production. The large false-alarm test records the same traffic straight
+// into the gate's counts (rollout.Record, what Run does after an arm
+// returns), which is what lets it run 500 rollouts of 20,000 calls quickly
+// under -race. Every rollout is seeded; no clock is read.
 
 // simKeys are the keys of the simulated rollouts. Each rollout salts its
 // gate differently, so each routes these keys afresh.
@@ -75,15 +78,87 @@ func simulateRun(r *rand.Rand, seq int, percent, pOld, pNew float64, maxNew int)
 	return newCalls
 }
 
-// rollouts runs 500 seeded rollouts through simulateRun at 50% and returns
+// rollouts runs n seeded rollouts through simulateRun at 50% and returns
 // when each tripped (0: never).
-func rollouts(seed uint64, pOld, pNew float64, maxNew int) []int {
+func rollouts(seed uint64, n int, pOld, pNew float64, maxNew int) []int {
 	r := rand.New(rand.NewPCG(seed, seed+1))
-	at := make([]int, 500)
+	at := make([]int, n)
 	for i := range at {
 		at[i] = simulateRun(r, i, 50, pOld, pNew, maxNew)
 	}
 	return at
+}
+
+// recorded is rollouts through simulateRecorded.
+func recorded(seed uint64, n int, pOld, pNew float64, maxNew int) []int {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	at := make([]int, n)
+	for i := range at {
+		at[i] = simulateRecorded(r, pOld, pNew, maxNew)
+	}
+	return at
+}
+
+// simulateRecorded is simulateRun without running arms: it records one
+// rollout's calls straight into a guarded gate at 50%, in chunks of 25
+// calls of the new arm and the calls of the old arm among them, every call
+// routed to either arm by a fair coin (as the hash routes distinct keys at
+// 50%) and failing with probability pOld or pNew. A chunk ends where the
+// guard's checkpoints fall (every 500 new-arm calls), so the looks come at
+// the calls they would come at through Run. It returns the new arm's calls
+// when the guard killed the gate, or 0 if it never did within maxNew of
+// them.
+func simulateRecorded(r *rand.Rand, pOld, pNew float64, maxNew int) int {
+	g, err := rollout.New("sim", rollout.WithPercent(50), rollout.WithMeterProvider(noop.NewMeterProvider()),
+		rollout.WithGuard())
+	if err != nil {
+		panic(err)
+	}
+	const chunk = 25
+	for newCalls := chunk; newCalls <= maxNew; newCalls += chunk {
+		nOld := oldAmong(r, chunk)
+		fo, fn := binomial(r, nOld, pOld), binomial(r, chunk, pNew)
+		rollout.Record(g, rollout.VariantOld, rollout.OutcomeOK, false, nOld-fo)
+		rollout.Record(g, rollout.VariantOld, rollout.OutcomeError, false, fo)
+		rollout.Record(g, rollout.VariantNew, rollout.OutcomeError, false, fn)
+		rollout.Record(g, rollout.VariantNew, rollout.OutcomeOK, false, chunk-fn)
+		if st, _ := g.Guard(); st.Tripped != "" {
+			return newCalls
+		}
+	}
+	return 0
+}
+
+// oldAmong returns how many calls go to the old arm before the n-th call
+// of the new arm, each call routed by a fair coin.
+func oldAmong(r *rand.Rand, n int) int64 {
+	var old int64
+	for n > 0 {
+		for b, i := r.Uint64(), 0; i < 64 && n > 0; b, i = b>>1, i+1 {
+			if b&1 == 1 {
+				n--
+			} else {
+				old++
+			}
+		}
+	}
+	return old
+}
+
+// binomial draws Binomial(n, p) by skipping geometric gaps between
+// successes: exact, and fast for small p.
+func binomial(r *rand.Rand, n int64, p float64) int64 {
+	if p <= 0 {
+		return 0
+	}
+	var k int64
+	lq := math.Log1p(-p)
+	for i := int64(0); ; k++ {
+		i += int64(math.Log(1-r.Float64())/lq) + 1
+		if i > n {
+			return k
+		}
+	}
 }
 
 // share is the share of trip points in (0, n].
@@ -100,21 +175,37 @@ func share(at []int, n int) float64 {
 // TestGuardFalseAlarmRate: both arms fail 1% of the time. Over 500 seeded
 // rollouts of 10,000 new-arm calls (20 checkpoints, the window sliding
 // after 10), at most 2% may trip: the bound is α = 1%, and 2% leaves room
-// for the sampling error of 500 rollouts.
+// for the sampling error of 500 rollouts. The traffic is recorded straight
+// into the gate; TestGuardFalseAlarmRateThroughRun runs fewer rollouts
+// through Path.Run.
 func TestGuardFalseAlarmRate(t *testing.T) {
 	t.Parallel()
-	rate := share(rollouts(1, 0.01, 0.01, 10_000), 10_000)
+	rate := share(recorded(1, 500, 0.01, 0.01, 10_000), 10_000)
 	t.Logf("false alarms: %.1f%% of 500 rollouts at 50%%, both arms failing 1%%, 10,000 new-arm calls", 100*rate)
 	if rate > 0.02 {
 		t.Errorf("false-alarm rate %.1f%% > 2%%", 100*rate)
 	}
 }
 
+// TestGuardFalseAlarmRateThroughRun is TestGuardFalseAlarmRate through
+// Path.Run, with keys routed by their hash: at most 2 of 100 rollouts may
+// trip.
+func TestGuardFalseAlarmRateThroughRun(t *testing.T) {
+	t.Parallel()
+	at := rollouts(1, 100, 0.01, 0.01, 10_000)
+	trips := int(100 * share(at, 10_000))
+	t.Logf("false alarms through Run: %d of 100 rollouts at 50%%, both arms failing 1%%, 10,000 new-arm calls", trips)
+	if trips > 2 {
+		t.Errorf("%d false alarms in 100 rollouts, want at most 2", trips)
+	}
+}
+
 // TestGuardPower: old fails 0.1%, new 1%. At least 80% of 500 seeded
-// rollouts must trip within 2,000 new-arm calls.
+// rollouts, recorded straight into the gate, must trip within 2,000
+// new-arm calls.
 func TestGuardPower(t *testing.T) {
 	t.Parallel()
-	at := rollouts(3, 0.001, 0.01, 2_000)
+	at := recorded(3, 500, 0.001, 0.01, 2_000)
 	rate := share(at, 2_000)
 	t.Logf("power: %.1f%% of 500 rollouts at 50%% tripped within 2,000 new-arm calls (within 500/1,000/1,500: %.1f/%.1f/%.1f%%)",
 		100*rate, 100*share(at, 500), 100*share(at, 1_000), 100*share(at, 1_500))
@@ -131,7 +222,7 @@ func TestGuardPower(t *testing.T) {
 // was skipped instead, about 40% did).
 func TestGuardFirstLook(t *testing.T) {
 	t.Parallel()
-	at := rollouts(11, 0.001, 0.03, 1_000)
+	at := rollouts(11, 500, 0.001, 0.03, 1_000)
 	rate := share(at, 750)
 	t.Logf("%.1f%% of 500 rollouts at 50%% tripped within 750 new-arm calls, %.1f%% within 1,000", 100*rate, 100*share(at, 1_000))
 	if rate < 0.7 {
@@ -152,20 +243,8 @@ func simulateRatio(r *rand.Rand, pOld, pNew float64, maxPerArm, oldPerNew int) i
 		panic(err)
 	}
 	const block = 500
-	// fails draws Binomial(calls, p) by skipping geometric gaps between
-	// failures: exact, and fast for small p.
-	fails := func(p float64, calls int) int64 {
-		var f int64
-		lq := math.Log1p(-p)
-		for i := 0; ; f++ {
-			i += int(math.Log(1-r.Float64())/lq) + 1
-			if i > calls {
-				return f
-			}
-		}
-	}
 	for n := block; n <= maxPerArm; n += block {
-		fo, fn := fails(pOld, block*oldPerNew), fails(pNew, block)
+		fo, fn := binomial(r, int64(block*oldPerNew), pOld), binomial(r, block, pNew)
 		rollout.Record(g, rollout.VariantOld, rollout.OutcomeOK, false, int64(block*oldPerNew)-fo)
 		rollout.Record(g, rollout.VariantOld, rollout.OutcomeError, false, fo)
 		rollout.Record(g, rollout.VariantNew, rollout.OutcomeError, false, fn)
@@ -210,9 +289,9 @@ func TestGuardFigures(t *testing.T) {
 	}
 	var falseAlarms, power, first float64
 	for s := range uint64(seeds) {
-		falseAlarms += share(rollouts(1000+2*s, 0.01, 0.01, 10_000), 10_000)
-		power += share(rollouts(100+2*s, 0.001, 0.01, 2_000), 2_000)
-		first += share(rollouts(3000+2*s, 0.001, 0.03, 1_000), 750)
+		falseAlarms += share(rollouts(1000+2*s, 500, 0.01, 0.01, 10_000), 10_000)
+		power += share(rollouts(100+2*s, 500, 0.001, 0.01, 2_000), 2_000)
+		first += share(rollouts(3000+2*s, 500, 0.001, 0.03, 1_000), 750)
 	}
 	n := float64(seeds)
 	t.Logf("%d rollouts each, gate at 50%% through Run: both arms failing 1%%: %.2f%% tripped within 10,000 new-arm calls; "+
