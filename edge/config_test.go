@@ -27,6 +27,7 @@ import (
 func TestInvalidOptionsPanic(t *testing.T) {
 	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
 	inFlight := func(o edge.InFlightOption) { edge.Shed(edge.WithMaxInFlight(1, o), quiet) }
+	adaptive := func(o edge.AdaptiveOption) { edge.Shed(edge.WithAdaptiveLimit(o), quiet) }
 	tests := []struct {
 		option string // the option constructor under test
 		build  func()
@@ -51,6 +52,22 @@ func TestInvalidOptionsPanic(t *testing.T) {
 		{"WithQueue", func() { inFlight(edge.WithQueue(-1, -time.Second)) }, "WithQueue(-1, -1s)"},
 		{"WithRetryAfter", func() { inFlight(edge.WithRetryAfter(0)) }, "WithRetryAfter(0s)"},
 		{"WithRetryAfter", func() { inFlight(edge.WithRetryAfter(-time.Second)) }, "WithRetryAfter(-1s)"},
+		{"WithQueue", func() { adaptive(edge.WithQueue(0, time.Second)) }, "WithQueue(0, 1s)"},
+		{"WithRetryAfter", func() { adaptive(edge.WithRetryAfter(0)) }, "WithRetryAfter(0s)"},
+		{"WithAdaptiveLimit", func() { edge.Shed(edge.WithMaxInFlight(8), edge.WithAdaptiveLimit(), quiet) }, "WithAdaptiveLimit after WithMaxInFlight(8)"},
+		{"WithAdaptiveLimit", func() { edge.Shed(edge.WithAdaptiveLimit(), edge.WithMaxInFlight(8), quiet) }, "WithMaxInFlight(8) after WithAdaptiveLimit"},
+		{"WithLimitBounds", func() { adaptive(edge.WithLimitBounds(0, 10)) }, "WithLimitBounds(0, 10)"},
+		{"WithLimitBounds", func() { adaptive(edge.WithLimitBounds(-1, -1)) }, "WithLimitBounds(-1, -1)"},
+		{"WithLimitBounds", func() { adaptive(edge.WithLimitBounds(5, 4)) }, "WithLimitBounds(5, 4)"},
+		{"WithLimitBounds", func() { adaptive(edge.WithLimitBounds(1, 1<<16+1)) }, "WithLimitBounds(1, 65537)"},
+		{"WithLatencyTolerance", func() { adaptive(edge.WithLatencyTolerance(1)) }, "WithLatencyTolerance(1)"},
+		{"WithLatencyTolerance", func() { adaptive(edge.WithLatencyTolerance(0.5)) }, "WithLatencyTolerance(0.5)"},
+		{"WithLatencyTolerance", func() { adaptive(edge.WithLatencyTolerance(-2)) }, "WithLatencyTolerance(-2)"},
+		{"WithLatencyTolerance", func() { adaptive(edge.WithLatencyTolerance(math.NaN())) }, "WithLatencyTolerance(NaN)"},
+		{"WithLatencyTolerance", func() { adaptive(edge.WithLatencyTolerance(math.Inf(1))) }, "WithLatencyTolerance(+Inf)"},
+		{"WithLatencyTolerance", func() {
+			edge.Shed(edge.WithAdaptiveLimit(edge.WithLatencyTolerance(2), edge.WithLatencyTolerance(math.NaN())), quiet)
+		}, "WithLatencyTolerance(NaN)"},
 		{"WithRate", func() { edge.Shed(edge.WithRate(0, 1), quiet) }, "WithRate(0, 1)"},
 		{"WithRate", func() { edge.Shed(edge.WithRate(-1, 1), quiet) }, "WithRate(-1, 1)"},
 		{"WithRate", func() { edge.Shed(edge.WithRate(rate.Limit(math.NaN()), 1), quiet) }, "WithRate(NaN, 1)"},
@@ -130,24 +147,28 @@ func TestOptionScopes(t *testing.T) {
 	recov := reflect.TypeFor[edge.RecoverOption]()
 	shed := reflect.TypeFor[edge.ShedOption]()
 	inFlight := reflect.TypeFor[edge.InFlightOption]()
-	all := []reflect.Type{auth, recov, shed, inFlight}
+	adaptive := reflect.TypeFor[edge.AdaptiveOption]()
+	all := []reflect.Type{auth, recov, shed, inFlight, adaptive}
 	tests := map[string]struct {
 		fn       any
 		accepted []reflect.Type
 	}{
-		"WithLogger":        {edge.WithLogger, []reflect.Type{auth, recov, shed}},
-		"WithMeterProvider": {edge.WithMeterProvider, []reflect.Type{auth, recov, shed}},
-		"WithHeader":        {edge.WithHeader, []reflect.Type{auth}},
-		"WithCookie":        {edge.WithCookie, []reflect.Type{auth}},
-		"WithMaxTokenSize":  {edge.WithMaxTokenSize, []reflect.Type{auth}},
-		"WithRequired":      {edge.WithRequired, []reflect.Type{auth}},
-		"WithObserver":      {edge.WithObserver, []reflect.Type{auth}},
-		"WithMaxInFlight":   {edge.WithMaxInFlight, []reflect.Type{shed}},
-		"WithRate":          {edge.WithRate, []reflect.Type{shed}},
-		"WithClock":         {edge.WithClock, []reflect.Type{shed}},
-		"WithBypass":        {edge.WithBypass, []reflect.Type{shed}},
-		"WithQueue":         {edge.WithQueue, []reflect.Type{inFlight}},
-		"WithRetryAfter":    {edge.WithRetryAfter, []reflect.Type{inFlight}},
+		"WithLogger":           {edge.WithLogger, []reflect.Type{auth, recov, shed}},
+		"WithMeterProvider":    {edge.WithMeterProvider, []reflect.Type{auth, recov, shed}},
+		"WithHeader":           {edge.WithHeader, []reflect.Type{auth}},
+		"WithCookie":           {edge.WithCookie, []reflect.Type{auth}},
+		"WithMaxTokenSize":     {edge.WithMaxTokenSize, []reflect.Type{auth}},
+		"WithRequired":         {edge.WithRequired, []reflect.Type{auth}},
+		"WithObserver":         {edge.WithObserver, []reflect.Type{auth}},
+		"WithMaxInFlight":      {edge.WithMaxInFlight, []reflect.Type{shed}},
+		"WithRate":             {edge.WithRate, []reflect.Type{shed}},
+		"WithClock":            {edge.WithClock, []reflect.Type{shed}},
+		"WithBypass":           {edge.WithBypass, []reflect.Type{shed}},
+		"WithAdaptiveLimit":    {edge.WithAdaptiveLimit, []reflect.Type{shed}},
+		"WithQueue":            {edge.WithQueue, []reflect.Type{inFlight, adaptive}},
+		"WithRetryAfter":       {edge.WithRetryAfter, []reflect.Type{inFlight, adaptive}},
+		"WithLimitBounds":      {edge.WithLimitBounds, []reflect.Type{adaptive}},
+		"WithLatencyTolerance": {edge.WithLatencyTolerance, []reflect.Type{adaptive}},
 	}
 	for _, name := range optionConstructors(t) {
 		tt, ok := tests[name]

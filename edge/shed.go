@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/internal/telemetry"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
@@ -23,11 +25,13 @@ type ShedOption interface {
 
 type shedConfig struct {
 	common
-	inFlight inFlightConfig
-	limit    rate.Limit
-	burst    int
-	bypass   func(*http.Request) bool
-	now      func() time.Time
+	maxInFlight int             // WithMaxInFlight; 0: none
+	adaptive    *adaptiveConfig // WithAdaptiveLimit; nil: none
+	over        overLimit       // what happens over either limit
+	limit       rate.Limit
+	burst       int
+	bypass      func(*http.Request) bool
+	now         func() time.Time
 }
 
 type shedOption func(*shedConfig)
@@ -41,38 +45,68 @@ type InFlightOption interface {
 }
 
 type inFlightConfig struct {
-	n          int // 0: no cap
+	overLimit
+}
+
+// overLimit says what happens to a request over the in-flight limit, static
+// or adaptive.
+type overLimit struct {
 	queueDepth int
 	queueWait  time.Duration
 	retryAfter time.Duration
 }
 
-type inFlightOption func(*inFlightConfig)
+func defaultOverLimit() overLimit { return overLimit{retryAfter: time.Second} }
 
-func (o inFlightOption) applyInFlight(c *inFlightConfig) { o(c) }
+// LimitOption configures what happens to a request over a limit on requests
+// in flight: both WithMaxInFlight and WithAdaptiveLimit accept it. A nil
+// LimitOption is skipped.
+type LimitOption interface {
+	InFlightOption
+	AdaptiveOption
+}
 
-// WithMaxInFlight caps the requests Shed lets run at once. A request over
-// the cap waits in the queue (WithQueue) or gets a 503 with Retry-After
+type limitOption func(*overLimit)
+
+func (o limitOption) applyInFlight(c *inFlightConfig) { o(&c.overLimit) }
+func (o limitOption) applyAdaptive(c *adaptiveConfig) { o(&c.overLimit) }
+
+// WithMaxInFlight caps the requests Shed lets run at once at n. A request
+// over the cap waits in the queue (WithQueue) or gets a 503 with Retry-After
 // (WithRetryAfter). n must be > 0. Default no cap.
+//
+// A cap that works is close to what the handler can run at once without
+// queueing inside: for a handler bound by a pool of k connections or
+// workers, about k to 2k; for a CPU-bound one, about 1 to 2 per core. A cap
+// far above that (say 512 on a handler that runs 8 at a time) lets requests
+// queue inside the handler and protects nothing until latency has grown by
+// the same factor. WithAdaptiveLimit finds the number by itself. The two are
+// exclusive: Shed panics if given both.
 func WithMaxInFlight(n int, opts ...InFlightOption) ShedOption {
 	return shedOption(func(c *shedConfig) {
 		if n <= 0 {
 			invalid("WithMaxInFlight(%d): n must be > 0", n)
 			return
 		}
-		c.inFlight = inFlightConfig{n: n, retryAfter: time.Second}
+		if c.adaptive != nil {
+			invalid("WithMaxInFlight(%d) after WithAdaptiveLimit: use one of them", n)
+			return
+		}
+		cfg := inFlightConfig{overLimit: defaultOverLimit()}
 		for _, o := range opts {
 			if o != nil {
-				o.applyInFlight(&c.inFlight)
+				o.applyInFlight(&cfg)
 			}
 		}
+		c.maxInFlight, c.over = n, cfg.overLimit
 	})
 }
 
-// WithQueue lets up to depth requests over the in-flight cap wait up to wait
-// for a slot, after which they get a 503. Both must be > 0. Default no queue.
-func WithQueue(depth int, wait time.Duration) InFlightOption {
-	return inFlightOption(func(c *inFlightConfig) {
+// WithQueue lets up to depth requests over the in-flight limit wait up to
+// wait for a slot, after which they get a 503. Both must be > 0. Default no
+// queue.
+func WithQueue(depth int, wait time.Duration) LimitOption {
+	return limitOption(func(c *overLimit) {
 		if depth <= 0 || wait <= 0 {
 			invalid("WithQueue(%d, %v): depth and wait must be > 0", depth, wait)
 			return
@@ -83,8 +117,8 @@ func WithQueue(depth int, wait time.Duration) InFlightOption {
 
 // WithRetryAfter sets the Retry-After of a 503, rounded up to whole seconds
 // (at least 1) and capped at MaxRetryAfter. d must be > 0. Default 1 second.
-func WithRetryAfter(d time.Duration) InFlightOption {
-	return inFlightOption(func(c *inFlightConfig) {
+func WithRetryAfter(d time.Duration) LimitOption {
+	return limitOption(func(c *overLimit) {
 		if d <= 0 {
 			invalid("WithRetryAfter(%v): d must be > 0", d)
 			return
@@ -148,7 +182,8 @@ type shedder struct {
 	cfg      shedConfig
 	now      func() time.Time
 	lim      *rate.Limiter
-	sem      chan struct{}
+	sem      chan struct{} // a token per request in flight (and, adaptive, per slot held back)
+	adapt    *limiter      // WithAdaptiveLimit; nil: none or static
 	waiting  atomic.Int64
 	logKeys  [numShedReasons]*logKey // "edge: request shed" per reason
 	shed     metric.Int64Counter
@@ -163,14 +198,18 @@ type shedder struct {
 //   - WithRate: a token bucket; over the rate the answer is 429 with
 //     Retry-After (checked first, so a rate-limited request never takes an
 //     in-flight slot);
-//   - WithMaxInFlight: a cap on requests in flight; over it, a request waits
-//     in a bounded queue (WithQueue) or is answered 503 with Retry-After
+//   - WithAdaptiveLimit or WithMaxInFlight: a limit on requests in flight,
+//     found from measured latency or fixed; over it, a request waits in a
+//     bounded queue (WithQueue) or is answered 503 with Retry-After
 //     (WithRetryAfter);
-//   - WithBypass: requests that skip both, such as health checks.
+//   - WithBypass: requests that skip all of these, such as health checks.
 //
 // Without any of these options Shed passes every request through. Refusals
 // are counted in blastradius.edge.shed by reason and logged through a log
-// budget at Warn. Shed panics at construction if an option is invalid (see
+// budget at Warn; the limit on requests in flight, the requests in flight
+// and, for the adaptive limit, the latencies it measures are gauges, and
+// changes of the adaptive limit by half or more are logged at Info.
+// Shed panics at construction if an option is invalid (see
 // ErrInvalidConfig).
 func Shed(opts ...ShedOption) Middleware {
 	s := &shedder{}
@@ -189,16 +228,24 @@ func Shed(opts ...ShedOption) Middleware {
 	for i := range s.retry {
 		s.retry[i] = strconv.Itoa(i)
 	}
-	if s.cfg.inFlight.n > 0 {
-		s.sem = make(chan struct{}, s.cfg.inFlight.n)
-		s.retry503 = s.retryAfter(s.cfg.inFlight.retryAfter)
-	}
 	budget := s.cfg.budget()
+	switch {
+	case s.cfg.adaptive != nil:
+		s.adapt = newLimiter(*s.cfg.adaptive, newLogKey(budget, "edge: concurrency limit changed", ""))
+		s.sem = s.adapt.sem
+	case s.cfg.maxInFlight > 0:
+		s.sem = make(chan struct{}, s.cfg.maxInFlight)
+	}
+	if s.sem != nil {
+		s.retry503 = s.retryAfter(s.cfg.over.retryAfter)
+	}
 	for r := range numShedReasons {
 		s.logKeys[r] = newLogKey(budget, "edge: request shed", r.String())
 	}
-	s.shed = telemetry.Counter(telemetry.Meter(s.cfg.mp, "edge"), "blastradius.edge.shed",
+	meter := telemetry.Meter(s.cfg.mp, "edge")
+	s.shed = telemetry.Counter(meter, "blastradius.edge.shed",
 		"Requests refused by edge.Shed, by reason.", "{request}")
+	s.observe(meter)
 	for r := range numShedReasons {
 		s.addOpts[r] = telemetry.AddOpts(attribute.String("reason", r.String()))
 	}
@@ -258,12 +305,19 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 			select {
 			case s.sem <- struct{}{}:
 			default:
+				if s.adapt != nil {
+					s.adapt.limitReached()
+				}
 				if reason, ok := s.wait(r.Context()); !ok {
 					s.refuse(w, r, reason, http.StatusServiceUnavailable, s.retry503)
 					return
 				}
 			}
-			defer func() { <-s.sem }()
+			if s.adapt != nil {
+				defer s.adapt.done(s.adapt.now())
+			} else {
+				defer func() { <-s.sem }()
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -271,15 +325,15 @@ func (s *shedder) wrap(next http.Handler) http.Handler {
 
 // wait queues for an in-flight slot, if the queue has room.
 func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
-	if s.cfg.inFlight.queueDepth == 0 {
+	if s.cfg.over.queueDepth == 0 {
 		return shedConcurrency, false
 	}
-	if s.waiting.Add(1) > int64(s.cfg.inFlight.queueDepth) {
+	if s.waiting.Add(1) > int64(s.cfg.over.queueDepth) {
 		s.waiting.Add(-1)
 		return shedConcurrency, false
 	}
 	defer s.waiting.Add(-1)
-	t := time.NewTimer(s.cfg.inFlight.queueWait)
+	t := time.NewTimer(s.cfg.over.queueWait)
 	defer t.Stop()
 	select {
 	case s.sem <- struct{}{}:
@@ -298,4 +352,56 @@ func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReas
 	})
 	w.Header().Set("Retry-After", retry) // a slice of its own: a later middleware may edit it in place
 	w.WriteHeader(code)
+}
+
+// observe registers the gauges of the in-flight limit, if there is one.
+func (s *shedder) observe(meter metric.Meter) {
+	if s.sem == nil {
+		return
+	}
+	var errs []error
+	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
+		g, err := meter.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
+		return g
+	}
+	seconds := func(name, desc string) metric.Float64ObservableGauge {
+		g, err := meter.Float64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit("s"))
+		errs = append(errs, err)
+		return g
+	}
+	limit := gauge("blastradius.edge.shed.limit", "The limit of edge.Shed on requests in flight.", "{request}")
+	inFlight := gauge("blastradius.edge.shed.inflight", "Requests in flight through edge.Shed's limit.", "{request}")
+	insts := []metric.Observable{limit, inFlight}
+	var latency, noLoad metric.Float64ObservableGauge
+	if s.adapt != nil {
+		latency = seconds("blastradius.edge.shed.latency",
+			"Average latency of the requests edge.Shed's adaptive limit admitted, over its last window.")
+		noLoad = seconds("blastradius.edge.shed.no_load_latency",
+			"The no-load latency that edge.Shed's adaptive limit last measured.")
+		insts = append(insts, latency, noLoad)
+	}
+	if err := errors.Join(errs...); err != nil {
+		otel.Handle(err)
+		return
+	}
+	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if s.adapt == nil {
+			o.ObserveInt64(limit, int64(cap(s.sem)))
+			o.ObserveInt64(inFlight, int64(len(s.sem)))
+			return nil
+		}
+		o.ObserveInt64(limit, s.adapt.current.Load())
+		o.ObserveInt64(inFlight, s.adapt.inFlight())
+		if ns := s.adapt.latency.Load(); ns > 0 {
+			o.ObserveFloat64(latency, time.Duration(ns).Seconds())
+		}
+		if ns := s.adapt.noLoad.Load(); ns > 0 {
+			o.ObserveFloat64(noLoad, time.Duration(ns).Seconds())
+		}
+		return nil
+	}, insts...)
+	if err != nil {
+		otel.Handle(err)
+	}
 }
