@@ -62,7 +62,8 @@ type scheduledStep struct {
 
 // Gate is a named, sticky percentage gate with a kill switch and an
 // optional ramp schedule. Its methods are safe for concurrent use; Enabled
-// takes no lock and allocates nothing.
+// takes no lock and allocates nothing. The zero value is not usable: use
+// New.
 type Gate struct {
 	state      atomic.Uint64 // see unitsMask, pendingBit, killedBit
 	seed       uint64        // FNV-1a state after "v1" and the salt
@@ -202,8 +203,9 @@ func New(name string, opts ...Option) (*Gate, error) {
 	g.obsOpts = telemetry.ObserveOpts(key)
 	g.stats = newRunStats(m, name)
 	// One instrument is shared by all gates of a meter, so each gate
-	// registers its own callback rather than passing one at creation (the
-	// SDK ignores callbacks given to a repeated instrument).
+	// registers its own callback. telemetry.FloatGauge would pass it at
+	// creation, which the SDK ignores for every gate but the first on a
+	// meter (TestMetrics has two).
 	pct, err := m.Float64ObservableGauge("blastradius.rollout.percent",
 		metric.WithDescription("Share of keys a rollout gate enables now: its percent, or 0 while killed."),
 		metric.WithUnit("%"))
@@ -400,7 +402,7 @@ func (g *Gate) evaluate(now time.Time) {
 	g.mu.Unlock()
 
 	for _, v := range vetoes {
-		if ok, why := v.AllowPromotion(next, now); !ok {
+		if ok, why := v.allowPromotion(next, now); !ok {
 			g.mu.Lock()
 			if g.gen == gen {
 				g.held = why
@@ -448,7 +450,7 @@ func (g *Gate) effectivePercent() float64 {
 }
 
 // Status is a snapshot of a gate, as Gate.Status and the admin handler
-// report it.
+// report it. The zero value describes no gate.
 type Status struct {
 	// Name is the gate's name.
 	Name string `json:"name"`

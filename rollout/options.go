@@ -12,16 +12,18 @@ import (
 	"github.com/blastradius/blastradius/logbudget"
 )
 
-// ErrInvalidConfig is wrapped by every error that New, NewRegistry, Watch
-// and SetPercent return for an invalid option or value.
+// ErrInvalidConfig is wrapped by every error that New, NewPath, Watch,
+// Register, Retire and SetPercent return for an invalid option, argument
+// or value, and by the value Handler panics with.
 var ErrInvalidConfig = errors.New("rollout: invalid config")
 
-// Option configures a Gate in New.
+// Option configures a Gate in New. A nil Option is skipped.
 type Option interface {
 	applyGate(*gateConfig) error
 }
 
-// RegistryOption configures a Registry in NewRegistry.
+// RegistryOption configures a Registry in NewRegistry. A nil
+// RegistryOption is skipped.
 type RegistryOption interface {
 	applyRegistry(*registryConfig) error
 }
@@ -33,9 +35,10 @@ type SharedOption interface {
 	RegistryOption
 }
 
-// Step is one step of a ramp schedule: the gate is held at Percent for at
-// least Hold before the schedule may promote it to the next step. The Hold
-// of the last step is ignored: the last step is where the ramp ends.
+// Step is one step of a ramp schedule (WithSchedule): the gate is held at
+// Percent for at least Hold before the schedule may promote it to the next
+// step. The Hold of the last step is ignored: the last step is where the
+// ramp ends. The zero value is a step at 0% with no hold.
 type Step struct {
 	Percent float64
 	Hold    time.Duration
@@ -49,19 +52,18 @@ type Step struct {
 // fast and must not block.
 type PromotionCheck func(next int, now time.Time) (ok bool, reason string)
 
-// AllowPromotion calls f. It makes a PromotionCheck a promotion veto.
-func (f PromotionCheck) AllowPromotion(next int, now time.Time) (bool, string) {
+func (f PromotionCheck) allowPromotion(next int, now time.Time) (bool, string) {
 	return f(next, now)
 }
 
-// promotionVeto is the hook the schedule consults before every promotion.
-// PromotionCheck implements it; so does the guard of the automatic-rollback
-// issue, which a later option adds to gateConfig.vetoes.
+// promotionVeto is what the schedule consults before every promotion: a
+// PromotionCheck or the guard.
 type promotionVeto interface {
-	AllowPromotion(next int, now time.Time) (ok bool, reason string)
+	allowPromotion(next int, now time.Time) (ok bool, reason string)
 }
 
-// gateConfig holds every Gate option; defaults live in defaultGateConfig.
+// gateConfig holds every Gate option. Its zero value is the default but
+// for the salt, which is the gate's name.
 type gateConfig struct {
 	salt       string
 	units      uint32
@@ -123,10 +125,28 @@ func WithSalt(salt string) Option {
 	})
 }
 
-// WithSchedule sets a ramp schedule. The gate starts at the first step when
-// New returns and is promoted one step at a time, each step held for at
-// least its Hold, while no promotion check vetoes it. Percents must not
-// decrease, and every step but the last needs a positive Hold.
+// WithSchedule sets a ramp schedule. Percents must not decrease, and every
+// step but the last needs a positive Hold.
+//
+// The first step starts when New returns. A step advances only after its
+// Hold has passed, one step at a time, and only if every promotion check
+// (WithPromotionCheck, the guard of WithGuard) allows it; the next step's
+// Hold starts at the moment of promotion, so each step is held for at least
+// its Hold however late the evaluation runs. No goroutine is started: the
+// schedule is evaluated lazily, with the gate's clock, by
+//
+//   - Status, on every call (and so by the admin handler's GET);
+//   - Registry.Watch, on every poll: with Watch running, a promotion lags
+//     its due time by at most one poll interval;
+//   - Enabled, on a random sample of about one call in 256 while a
+//     promotion is pending. Enabled never reads the clock otherwise. The
+//     sample uses the runtime's per-thread random source, so it adds no
+//     shared write. The chance that n Enabled calls after the due time all
+//     skip the check is (255/256)ⁿ, for example 0.04% for n = 2,000.
+//
+// A gate that sees few Enabled calls and no Watch should have Status called
+// periodically. SetPercent stops the schedule (an operator's setting wins);
+// Kill freezes it; Resume restarts the current step's Hold.
 func WithSchedule(steps ...Step) Option {
 	steps = append([]Step(nil), steps...)
 	return gateOption(func(c *gateConfig) error {

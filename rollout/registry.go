@@ -49,7 +49,8 @@ const MaxConfigBytes = 1 << 20
 const maxReason = 1024
 
 // ConfigError is the error of a rejected config document. LoadConfig
-// rejects a document whole: no entry of it is applied.
+// rejects a document whole: no entry of it is applied. LoadConfig sets
+// Err; a ConfigError without it is not a valid error.
 type ConfigError struct {
 	// Index is the position of the offending entry in "gates", or -1 when
 	// the document as a whole is at fault.
@@ -77,7 +78,8 @@ func (e *ConfigError) Error() string {
 // Unwrap returns Err.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// ConfigInfo describes the config a Registry has applied.
+// ConfigInfo describes the config a Registry has applied. The zero value
+// means that none has been.
 type ConfigInfo struct {
 	// Version is the document's "version".
 	Version string `json:"version"`
@@ -99,7 +101,8 @@ type ConfigInfo struct {
 
 // Registry holds the gates a service knows, by name, and the tombstones of
 // names that must never be used again. It applies JSON config documents to
-// its gates. Its methods are safe for concurrent use.
+// its gates. Its methods are safe for concurrent use. The zero value is not
+// usable: use NewRegistry.
 type Registry struct {
 	now   func() time.Time
 	log   *slog.Logger

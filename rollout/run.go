@@ -95,7 +95,7 @@ func newRunStats(m metric.Meter, name string) *runStats {
 	}
 	return &runStats{
 		calls: telemetry.NewCounts(m, "blastradius.rollout.calls",
-			"Calls of a rollout arm by Run and Shadow, by variant and outcome.", "{call}", sets...),
+			"Calls of a rollout arm by Path.Run and Path.Shadow, by variant and outcome.", "{call}", sets...),
 		mismatches: telemetry.NewCounts(m, "blastradius.rollout.mismatches",
 			"Shadow calls whose new result differed from the old one.", "{call}", []attribute.KeyValue{key}),
 		skipped: telemetry.NewCounts(m, "blastradius.rollout.shadow.skipped",
@@ -118,7 +118,7 @@ func (g *Gate) record(a arm, o outcome, mismatch bool, n int64) {
 
 // PanicError is the error Path.Run and Path.Shadow return for an arm that
 // panicked. It matches ErrPanic, and unwraps to the panic value if that is
-// an error.
+// an error. The zero value describes a panic of no arm with a nil value.
 type PanicError struct {
 	// Variant is the arm that panicked: VariantOld or VariantNew.
 	Variant string

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// WatchOption configures Registry.Watch.
+// WatchOption configures Registry.Watch. A nil WatchOption is skipped.
 type WatchOption interface {
 	applyWatch(*watchConfig) error
 }
