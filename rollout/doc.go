@@ -36,9 +36,9 @@
 //	acct, err := lookup.Shadow(ctx, userID, userID) // Old, with New compared
 //
 // A Path puts the old and the new implementation of one call behind a
-// gate. Run calls the arm the gate routes the key to; Shadow serves the old
-// arm and, for the keys the gate enables, also calls the new one and
-// compares the results. Both recover panics and count every arm's outcome:
+// gate. Run(ctx, key, in) calls the arm the gate routes key to with the
+// input in; Shadow serves the old arm and, for the keys the gate enables,
+// also calls the new one and compares the results. Both recover panics and count every arm's outcome:
 // ok, error, panic, invalid (Validate rejected the result) or timeout.
 //
 // # The guard

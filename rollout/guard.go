@@ -457,12 +457,12 @@ func (gd *guard) allowPromotion(next int, now time.Time) (bool, string) {
 	defer gd.mu.Unlock()
 	cur := gd.totals()
 	w := cur.sub(gd.windowBaseLocked())
-	min := gd.cfg.minSamples
-	if since := cur.new.n - gd.stepBase.new.n; since < min {
-		return false, fmt.Sprintf("guard: under-sampled: new arm has %d of %d calls since the last promotion", since, min)
+	least := gd.cfg.minSamples
+	if since := cur.new.n - gd.stepBase.new.n; since < least {
+		return false, fmt.Sprintf("guard: under-sampled: new arm has %d of %d calls since the last promotion", since, least)
 	}
-	if w.old.n < min {
-		return false, fmt.Sprintf("guard: under-sampled: old arm has %d of %d calls in the window", w.old.n, min)
+	if w.old.n < least {
+		return false, fmt.Sprintf("guard: under-sampled: old arm has %d of %d calls in the window", w.old.n, least)
 	}
 	if z := zScore(w); z >= gd.zHold {
 		return false, fmt.Sprintf("guard: unhealthy: %s, z=%.1f (hold at %.2f)", rates(w), z, gd.zHold)
