@@ -31,9 +31,10 @@ func run(ctx context.Context, out io.Writer) error {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(ctx)
-	shared := []rollout.SharedOption{rollout.WithMeterProvider(mp), rollout.WithLogger(slog.New(slog.DiscardHandler))}
+	metrics := rollout.WithMeterProvider(mp)
+	quiet := rollout.WithLogger(slog.New(slog.DiscardHandler))
 
-	reg, err := rollout.NewRegistry(shared[0], shared[1])
+	reg, err := rollout.NewRegistry(metrics, quiet)
 	if err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	for _, name := range []string{"checkout-v2", "search-v3"} {
-		g, err := rollout.New(name, shared[0], shared[1], rollout.WithOwner("payments"),
+		g, err := rollout.New(name, metrics, quiet, rollout.WithOwner("payments"),
 			rollout.WithExpiry(time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)))
 		if err != nil {
 			return err

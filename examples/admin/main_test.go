@@ -29,7 +29,7 @@ func TestAdminExample(t *testing.T) {
 		"GET  /checkout-v2/kill          -> 405",
 		`checkout-v2  percent=5    killed=true  reason="INC-42: payment errors"`,
 		"search-v3    percent=75   killed=false",
-		"blastradius.rollout.kills{feature_flag.key=checkout-v2,reason=manual} 1",
+		"blastradius.rollout.kills{feature_flag.key=checkout-v2,reason=call} 1",
 		"blastradius.rollout.percent{feature_flag.key=checkout-v2} 0",
 		"blastradius.rollout.percent{feature_flag.key=search-v3} 75",
 		"blastradius.rollout.config.loads{result=rejected} 1",
