@@ -157,7 +157,7 @@ func New(name string, opts ...Option) (*Gate, error) {
 	if c.percentSet && c.schedule != nil {
 		return nil, invalid("WithPercent and WithSchedule: give one, not both (the first step is the initial percent)")
 	}
-	budget := logBudget(c.logger, c.mp, c.now)
+	budget := logBudget(c.logger, c.mp, c.now) // a nil clock: the budget's monotonic one
 	if c.now == nil {
 		c.now = time.Now
 	}

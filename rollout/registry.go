@@ -131,7 +131,7 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 			return nil, err
 		}
 	}
-	noisy := slog.New(logBudget(c.logger, c.mp, c.now))
+	noisy := slog.New(logBudget(c.logger, c.mp, c.now)) // a nil clock: the budget's monotonic one
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -158,7 +158,7 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 // ErrDuplicate; a retired name wraps ErrRetired.
 func (r *Registry) Register(g *Gate) error {
 	if g == nil {
-		return fmt.Errorf("%w: nil gate", ErrInvalidConfig)
+		return invalid("Register(nil): needs a gate")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
