@@ -128,18 +128,24 @@ type limiter struct {
 	cfg   adaptiveConfig
 	epoch time.Time // latencies are measured on the monotonic clock since epoch
 
-	// Read and written on the request path.
-	windowStart atomic.Int64 // ns since epoch: requests admitted before it are not sampled
-	closeAt     atomic.Int64 // ns since epoch: the window closes no earlier
-	need        atomic.Int64 // samples the window needs to close
-	sum         atomic.Int64 // ns of latency sampled in the window
-	count       atomic.Int64 // samples in the window
-	reached     atomic.Bool  // a request found the limit reached in this window
-	owed        atomic.Int64 // slots to hold back as requests release them
-	held        atomic.Int64 // slots held back
+	// Written by every request, on a cache line of its own.
+	_      [64]byte
+	window atomic.Uint64 // samples in the window << countShift | their latency sum in latencyUnit
+	_      [56]byte
+
+	// Read by every request, written rarely.
+	sampleFrom atomic.Int64 // ns since epoch: requests admitted before it are not sampled (a probe moves it)
+	closeAt    atomic.Int64 // ns since epoch: the window closes no earlier
+	need       atomic.Int64 // samples the window needs to close
+	owed       atomic.Int64 // slots to hold back as requests release them
+	reached    atomic.Bool  // a request found the limit reached in this window
+	_          [64]byte
+
+	held    atomic.Int64 // slots held back
+	current atomic.Int64 // the limit in force
 
 	// Read by the metric callback.
-	current atomic.Int64 // the limit
+	decided atomic.Int64 // the limit, not counting a probe's cut
 	latency atomic.Int64 // ns, average of the last window
 	noLoad  atomic.Int64 // ns, the last no-load measurement
 
@@ -186,14 +192,24 @@ func (l *limiter) limitReached() {
 func (l *limiter) done(start int64) {
 	now := l.now()
 	l.release()
-	if start < l.windowStart.Load() {
+	if start < l.sampleFrom.Load() {
 		return
 	}
-	l.sum.Add(now - start)
-	if n := l.count.Add(1); n >= l.need.Load() && now >= l.closeAt.Load() {
+	d := min(uint64(now-start)/latencyUnit, maxSample)
+	if w := l.window.Add(1<<countShift | d); int64(w>>countShift) >= l.need.Load() && now >= l.closeAt.Load() {
 		l.update(now)
 	}
 }
+
+// The window's samples and their latency sum share one word, so that a
+// sample is one atomic add: 24 bits of count, 40 bits of sum in units of
+// 16 ns (about 4.9 hours of latency), each sample at most 2^36 units (18
+// minutes).
+const (
+	countShift  = 40
+	latencyUnit = 16
+	maxSample   = 1 << 36
+)
 
 // release frees a request's slot, or holds it back if the limit owes one.
 func (l *limiter) release() {
@@ -221,12 +237,12 @@ func (l *limiter) update(now int64) {
 	if !l.mu.TryLock() {
 		return
 	}
-	if l.count.Load() < l.need.Load() || now < l.closeAt.Load() {
+	if int64(l.window.Load()>>countShift) < l.need.Load() || now < l.closeAt.Load() {
 		l.mu.Unlock() // another request closed this window
 		return
 	}
-	l.windowStart.Store(now)
-	sum, n := l.sum.Swap(0), l.count.Swap(0)
+	w := l.window.Swap(0)
+	n, sum := int64(w>>countShift), int64(w&(1<<countShift-1))*latencyUnit
 	reached := l.reached.Swap(false)
 	avg := max(1, sum/max(1, n))
 	if l.probing {
@@ -234,6 +250,7 @@ func (l *limiter) update(now int64) {
 		l.noLoad.Store(avg)
 		l.probing = false
 		l.windows = 0
+		l.sampleFrom.Store(now) // not the requests admitted at the probe's low limit
 		l.apply(l.preProbe)
 	} else {
 		l.latency.Store(avg)
@@ -244,11 +261,11 @@ func (l *limiter) update(now int64) {
 	switch {
 	case l.windows > probeEvery && reached:
 		l.startProbe(now, l.limit)
-	case l.slow: // slow start: a window is a round of samples, however short
-		l.need.Store(windowSamples)
+	case l.slow: // slow start: a window is two rounds of samples, however short
+		l.need.Store(max(windowSamples, 2*l.current.Load()))
 		l.closeAt.Store(now)
 	default:
-		l.need.Store(windowSamples)
+		l.need.Store(max(windowSamples, 2*l.current.Load()))
 		l.closeAt.Store(now + int64(windowMin))
 	}
 	cur := int64(math.Round(l.limit)) // the limit the loop set, not the probe's cut
@@ -293,17 +310,18 @@ func (l *limiter) startProbe(now int64, restore float64) {
 	l.apply(math.Ceil(restore / (l.cfg.tolerance + 1)))
 	l.need.Store(probeSamples)
 	l.closeAt.Store(now)
-	l.windowStart.Store(now)
+	l.sampleFrom.Store(now)
 }
 
 // apply sets the limit to f, within the bounds, holding back or giving back
 // slots. The caller holds mu or owns l.
 func (l *limiter) apply(f float64) {
 	f = min(float64(l.cfg.hi), max(float64(l.cfg.lo), f))
+	n := int64(math.Round(f))
 	if !l.probing {
 		l.limit = f
+		l.decided.Store(n)
 	}
-	n := int64(math.Round(f))
 	old := l.current.Swap(n)
 	for k := old - n; k > 0; k-- { // hold back k slots
 		select {

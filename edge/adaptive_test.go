@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,42 +17,54 @@ import (
 
 // simServer is a handler of a given capacity: it runs at most slots
 // requests at once, each for work of (bubble) time, and queues the others
-// in arrival order, as a handler behind a pool of connections does. Its
-// latency is work while fewer than slots requests are in it, and grows with
-// the queue beyond.
+// first come first served, as a fair pool of connections does. Its latency
+// is work while fewer than slots requests are in it, and grows with the
+// queue beyond.
 type simServer struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	slots int
-	busy  int
-	work  time.Duration
+	mu      sync.Mutex
+	slots   int
+	busy    int
+	work    time.Duration
+	waiters []chan struct{}
 }
 
 func newSimServer(slots int, work time.Duration) *simServer {
-	s := &simServer{slots: slots, work: work}
-	s.cond = sync.NewCond(&s.mu)
-	return s
+	return &simServer{slots: slots, work: work}
 }
 
 func (s *simServer) set(slots int, work time.Duration) {
 	s.mu.Lock()
 	s.slots, s.work = slots, work
-	s.cond.Broadcast()
+	s.handOff()
 	s.mu.Unlock()
+}
+
+// handOff gives free slots to the longest waiting requests.
+func (s *simServer) handOff() {
+	for s.busy < s.slots && len(s.waiters) > 0 {
+		s.busy++
+		close(s.waiters[0])
+		s.waiters = s.waiters[1:]
+	}
 }
 
 func (s *simServer) ServeHTTP(http.ResponseWriter, *http.Request) {
 	s.mu.Lock()
-	for s.busy >= s.slots {
-		s.cond.Wait()
+	if s.busy < s.slots && len(s.waiters) == 0 {
+		s.busy++
+	} else {
+		ch := make(chan struct{})
+		s.waiters = append(s.waiters, ch)
+		s.mu.Unlock()
+		<-ch // handOff counted the slot as ours
+		s.mu.Lock()
 	}
-	s.busy++
 	work := s.work
 	s.mu.Unlock()
 	time.Sleep(work)
 	s.mu.Lock()
 	s.busy--
-	s.cond.Signal()
+	s.handOff()
 	s.mu.Unlock()
 }
 
@@ -187,4 +200,171 @@ func TestAdaptiveLimitControlLoop(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAdaptiveLimitGaugesAndLogs: under 2× load the gauges show the limit
+// near the capacity (4 slots), the requests in flight within it, the
+// window's latency between the no-load latency and 3× it, and the no-load
+// latency itself; every limit change of half or more is logged through the
+// log budget (logbudget's defaults: 10 per minute), however many there are.
+func TestAdaptiveLimitGaugesAndLogs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := metrictest.New(t)
+		logs := &capture{}
+		srv := newSimServer(4, 10*time.Millisecond)
+		h := edge.Shed(edge.WithAdaptiveLimit(), edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(srv)
+		go func() { // the capacity swings every 500 ms: many limit changes
+			for i := range 10 {
+				time.Sleep(500 * time.Millisecond)
+				srv.set(4>>((i+1)%2), 10*time.Millisecond) // 2, 4, 2, …, 4
+			}
+		}()
+		var wg sync.WaitGroup
+		wg.Go(func() { openLoop(h, 1230*time.Microsecond, 7*time.Second) })
+		time.Sleep(6500 * time.Millisecond) // capacity back at 4 slots for 1.5 s
+		gauge := func(name string) float64 {
+			v, ok := m.Gauge(name)
+			if !ok {
+				t.Fatalf("no %s", name)
+			}
+			return v
+		}
+		limit, inFlight := gauge("blastradius.edge.shed.limit"), gauge("blastradius.edge.shed.inflight")
+		latency, noLoad := gauge("blastradius.edge.shed.latency"), gauge("blastradius.edge.shed.no_load_latency")
+		wg.Wait()
+		t.Logf("limit %v, in flight %v, latency %v s, no-load latency %v s", limit, inFlight, latency, noLoad)
+		if limit < 4 || limit > 12 {
+			t.Errorf("limit %v, want within [4, 12] (1× to 3× the capacity)", limit)
+		}
+		if inFlight < 1 || inFlight > limit {
+			t.Errorf("in flight %v, want within [1, limit %v]", inFlight, limit)
+		}
+		if latency < 0.010 || latency > 0.030 {
+			t.Errorf("latency %v s, want within [10 ms, 30 ms]", latency)
+		}
+		if noLoad != 0.010 {
+			t.Errorf("no-load latency %v s, want 0.01", noLoad)
+		}
+		changes := logs.count("edge: concurrency limit changed", "", "")
+		t.Logf("%d limit changes logged, %d records suppressed", changes, m.Total(suppressedMetric))
+		if changes != 10 {
+			t.Errorf("%d limit changes logged, want 10 (more happened; the budget passes 10 a minute)", changes)
+		}
+		for _, r := range logs.all() {
+			if r.msg == "edge: concurrency limit changed" && (r.level != slog.LevelInfo || r.attrs["limit"] == "" || r.attrs["previous"] == "" ||
+				r.attrs["latency"] == "" || r.attrs["no_load_latency"] == "") {
+				t.Errorf("record %+v: want Info with limit, previous, latency and no_load_latency", r)
+			}
+		}
+	})
+}
+
+// TestStaticLimitGauges: with WithMaxInFlight the limit gauge is the cap and
+// the in-flight gauge counts the requests holding a slot.
+func TestStaticLimitGauges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := metrictest.New(t)
+		h := edge.Shed(edge.WithMaxInFlight(5), edge.WithMeterProvider(m), edge.WithLogger(slog.New(slog.DiscardHandler)))(sleeper(time.Second))
+		var wg sync.WaitGroup
+		wg.Go(func() { burst(h, 3, "/") })
+		synctest.Wait()
+		if v, _ := m.Gauge("blastradius.edge.shed.limit"); v != 5 {
+			t.Errorf("limit %v, want 5", v)
+		}
+		if v, _ := m.Gauge("blastradius.edge.shed.inflight"); v != 3 {
+			t.Errorf("in flight %v, want 3", v)
+		}
+		wg.Wait()
+		if v, _ := m.Gauge("blastradius.edge.shed.inflight"); v != 0 {
+			t.Errorf("in flight after the burst %v, want 0", v)
+		}
+		if _, ok := m.Gauge("blastradius.edge.shed.latency"); ok {
+			t.Error("a static cap reports a latency gauge")
+		}
+	})
+}
+
+// TestAdaptiveLimitWithQueue: with a queue the adaptive limit still settles
+// near the capacity, because only the time from admission counts; requests
+// over it wait, and those that wait too long are counted as queue timeouts.
+func TestAdaptiveLimitWithQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := metrictest.New(t)
+		srv := newSimServer(4, 10*time.Millisecond)
+		h := edge.Shed(edge.WithAdaptiveLimit(edge.WithQueue(8, 20*time.Millisecond)),
+			edge.WithMeterProvider(m), edge.WithLogger(slog.New(slog.DiscardHandler)))(srv)
+		out := openLoop(h, 1230*time.Microsecond, 3*time.Second)
+		s := stats(out, time.Second, 3*time.Second)
+		t.Logf("ok %d, shed %d, p99 %v", s.ok, s.shed, s.p99)
+		if s.ok < 720 { // 90% of 400/s over 2 s
+			t.Errorf("%d served, want at least 720", s.ok)
+		}
+		if s.p99 > 30*time.Millisecond+20*time.Millisecond {
+			t.Errorf("p99 %v, want at most 50 ms (3× the no-load latency plus the queue's wait)", s.p99)
+		}
+		if n := m.Sum("blastradius.edge.shed", "reason", "queue_timeout"); n == 0 {
+			t.Error("no queue timeouts counted")
+		}
+		if v, _ := m.Gauge("blastradius.edge.shed.limit"); v < 4 || v > 12 {
+			t.Errorf("limit %v, want within [4, 12]", v)
+		}
+	})
+}
+
+// TestAdaptiveLimitComposes: the rate limit answers first (429), the
+// adaptive limit next (it starts at 1: one request in flight, the rest 503
+// with Retry-After), and bypassed requests skip both.
+func TestAdaptiveLimitComposes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := metrictest.New(t)
+		h := edge.Shed(
+			edge.WithRate(10, 10), edge.WithAdaptiveLimit(edge.WithRetryAfter(3*time.Second)),
+			edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
+			edge.WithMeterProvider(m), edge.WithLogger(slog.New(slog.DiscardHandler)),
+		)(sleeper(time.Second))
+		var api, health []*httptest.ResponseRecorder
+		var wg sync.WaitGroup
+		wg.Go(func() { api = burst(h, 20, "/api") })
+		wg.Go(func() { health = burst(h, 5, "/healthz") })
+		wg.Wait()
+		if c := codes(api); c[200] != 1 || c[503] != 9 || c[429] != 10 {
+			t.Errorf("api codes %v, want 1×200, 9×503, 10×429", c)
+		}
+		if c := codes(health); c[200] != 5 {
+			t.Errorf("health codes %v, want 5×200 (bypass)", c)
+		}
+		for _, r := range api {
+			if r.Code == 503 && r.Header().Get("Retry-After") != "3" {
+				t.Errorf("503 Retry-After %q, want 3", r.Header().Get("Retry-After"))
+			}
+		}
+		if a, b := m.Sum("blastradius.edge.shed", "reason", "rate"), m.Sum("blastradius.edge.shed", "reason", "concurrency"); a != 10 || b != 9 {
+			t.Errorf("shed rate %d, concurrency %d; want 10, 9", a, b)
+		}
+	})
+}
+
+// TestAdaptiveLimitCountsSlowRequests: the latency a window measures counts
+// every request that finished in it, also those admitted before it began,
+// so requests slower than a window are not left out: with one request in
+// ten taking 500 ms and the others 1 ms, the measured latency is their
+// mean, 50.9 ms.
+func TestAdaptiveLimitCountsSlowRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := metrictest.New(t)
+		var n atomic.Int64
+		h := edge.Shed(edge.WithAdaptiveLimit(edge.WithLimitBounds(100, 1000)), edge.WithMeterProvider(m),
+			edge.WithLogger(slog.New(slog.DiscardHandler)))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			if n.Add(1)%10 == 0 {
+				time.Sleep(500 * time.Millisecond)
+			} else {
+				time.Sleep(time.Millisecond)
+			}
+		}))
+		openLoop(h, 5*time.Millisecond, 5*time.Second)
+		v, _ := m.Gauge("blastradius.edge.shed.latency")
+		if v < 0.040 || v > 0.065 {
+			t.Errorf("latency %v s, want about 0.0509 (the mean of 9 × 1 ms and 500 ms)", v)
+		}
+	})
 }

@@ -7,12 +7,15 @@
 //   - [Recover] turns a handler panic into a generic 500; the stack goes to
 //     the log, not the body.
 //   - [Shed] refuses what the server cannot take: over a token-bucket rate
-//     with a 429, over a cap on requests in flight with a 503, both with
-//     Retry-After.
+//     with a 429, over a limit on requests in flight with a 503, both with
+//     Retry-After. The limit is either found from measured latency
+//     ([WithAdaptiveLimit], no number to pick) or fixed ([WithMaxInFlight],
+//     which protects only if the number is close to what the handler runs
+//     at once).
 //
 // Compose them with [Chain]; the first is the outermost:
 //
-//	h := edge.Chain(edge.Recover(), edge.Shed(edge.WithMaxInFlight(512)), edge.Auth(verify))(mux)
+//	h := edge.Chain(edge.Recover(), edge.Shed(edge.WithAdaptiveLimit()), edge.Auth(verify))(mux)
 //
 // http.ResponseController keeps working through the chain: every wrapped
 // http.ResponseWriter implements Unwrap.

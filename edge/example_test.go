@@ -99,6 +99,37 @@ func ExampleShed() {
 	// healthz 200
 }
 
+// The adaptive limit needs no number: it starts at one request in flight,
+// doubles while latency stays low, and settles where requests take about
+// 1.5× their no-load latency. Here one slow request holds the only slot a
+// new limit has.
+func ExampleWithAdaptiveLimit() {
+	started, release := make(chan struct{}), make(chan struct{})
+	h := edge.Shed(
+		edge.WithAdaptiveLimit(edge.WithRetryAfter(2*time.Second)),
+		edge.WithLogger(slog.New(slog.DiscardHandler)),
+	)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "ok\n")
+	}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/slow", nil))
+	}()
+	<-started
+	get(h, "") // over the limit: shed at once
+	close(release)
+	<-done
+	get(h, "")
+	// Output:
+	// 503 Retry-After: 2
+	// 200 ok
+}
+
 func ExampleChain() {
 	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
 	verify := func(_ context.Context, tok string) (string, error) {
@@ -110,7 +141,7 @@ func ExampleChain() {
 	// Recover is outermost, so it also catches panics in Shed and Auth.
 	h := edge.Chain(
 		edge.Recover(quiet),
-		edge.Shed(edge.WithMaxInFlight(100), quiet),
+		edge.Shed(edge.WithAdaptiveLimit(), quiet),
 		edge.Auth(verify, quiet, edge.WithRequired()),
 	)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, _ := edge.PrincipalFrom[string](r.Context())

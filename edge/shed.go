@@ -370,7 +370,8 @@ func (s *shedder) observe(meter metric.Meter) {
 		errs = append(errs, err)
 		return g
 	}
-	limit := gauge("blastradius.edge.shed.limit", "The limit of edge.Shed on requests in flight.", "{request}")
+	limit := gauge("blastradius.edge.shed.limit",
+		"The limit of edge.Shed on requests in flight (adaptive: not counting its short no-load probes).", "{request}")
 	inFlight := gauge("blastradius.edge.shed.inflight", "Requests in flight through edge.Shed's limit.", "{request}")
 	insts := []metric.Observable{limit, inFlight}
 	var latency, noLoad metric.Float64ObservableGauge
@@ -391,7 +392,7 @@ func (s *shedder) observe(meter metric.Meter) {
 			o.ObserveInt64(inFlight, int64(len(s.sem)))
 			return nil
 		}
-		o.ObserveInt64(limit, s.adapt.current.Load())
+		o.ObserveInt64(limit, s.adapt.decided.Load())
 		o.ObserveInt64(inFlight, s.adapt.inFlight())
 		if ns := s.adapt.latency.Load(); ns > 0 {
 			o.ObserveFloat64(latency, time.Duration(ns).Seconds())
