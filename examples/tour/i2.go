@@ -68,12 +68,19 @@ func i2Replay(ctx context.Context, mode string, guard bool) (i2Result, error) {
 	if err != nil {
 		return i2Result{}, err
 	}
-	valid := rollout.WithValidate(func(a *i2Account) error {
-		if a == nil {
-			return errors.New("nil account")
-		}
-		return nil
+	lookup, err := rollout.NewPath(gate, rollout.Arms[string, *i2Account]{
+		Old: i2Old,
+		New: i2New,
+		Validate: func(a *i2Account) error {
+			if a == nil {
+				return errors.New("nil account")
+			}
+			return nil
+		},
 	})
+	if err != nil {
+		return i2Result{}, err
+	}
 	var r i2Result
 	tick := time.Second / i2Rate
 	for ; r.calls < i2Hours*3600*i2Rate; r.calls++ {
@@ -81,14 +88,12 @@ func i2Replay(ctx context.Context, mode string, guard bool) (i2Result, error) {
 			break
 		}
 		user := "user-" + strconv.Itoa(r.calls*7919%10_000_000)
-		oldFn := func(ctx context.Context) (*i2Account, error) { return i2Old(ctx, user) }
-		newFn := func(ctx context.Context) (*i2Account, error) { return i2New(ctx, user) }
 		var a *i2Account
 		var err error
 		if mode == "shadow" {
-			a, err = rollout.Shadow(ctx, gate, user, oldFn, newFn, valid)
+			a, err = lookup.Shadow(ctx, user, user)
 		} else {
-			a, err = rollout.Run(ctx, gate, user, oldFn, newFn, valid)
+			a, err = lookup.Run(ctx, user, user)
 		}
 		if a == nil || err != nil {
 			r.bad++
