@@ -26,7 +26,7 @@
 // They compose at the edges of a service: edge.Chain(edge.Recover(),
 // edge.Shed(...), edge.Auth(decoder.Verify)) on the way in, with a compat
 // decoder as the token verifier; breaker.NewTransport on the way out; and
-// rollout.Run or rollout.Shadow around every new code path in between.
+// a rollout.Path (Run or Shadow) around every new code path in between.
 // Every package reports through the OpenTelemetry API and logs through
 // log/slog.
 //

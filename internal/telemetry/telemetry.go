@@ -1,9 +1,12 @@
 package telemetry
 
 import (
+	"context"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/metric/noop"
 )
 
@@ -41,27 +44,34 @@ func Histogram(m metric.Meter, name, desc, unit string) metric.Float64Histogram 
 	return h
 }
 
-// Gauge creates an Int64ObservableGauge whose callback is cb, with the same
-// error handling as Counter.
-func Gauge(m metric.Meter, name, desc, unit string, cb metric.Int64Callback) metric.Int64ObservableGauge {
-	g, err := m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit), metric.WithInt64Callback(cb))
+// Gauge creates (or, for a name the meter already has, reuses) the
+// Int64ObservableGauge name and registers cb for it with RegisterCallback,
+// so every object that reports into one gauge (a breaker per host, say) has
+// its callback called. A callback passed at the instrument's creation would
+// be dropped by the SDK for every caller after the first. Errors go to
+// otel.Handle, as for Counter.
+func Gauge(m metric.Meter, name, desc, unit string, cb metric.Int64Callback) {
+	g, err := m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
 	if err != nil {
 		otel.Handle(err)
-		return noop.Int64ObservableGauge{}
+		return
 	}
-	return g
+	if _, err := m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		return cb(ctx, int64Observer{o: o, g: g})
+	}, g); err != nil {
+		otel.Handle(err)
+	}
 }
 
-// FloatGauge creates a Float64ObservableGauge whose callback is cb, with the
-// same error handling as Counter.
-func FloatGauge(m metric.Meter, name, desc, unit string, cb metric.Float64Callback) metric.Float64ObservableGauge {
-	g, err := m.Float64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit), metric.WithFloat64Callback(cb))
-	if err != nil {
-		otel.Handle(err)
-		return noop.Float64ObservableGauge{}
-	}
-	return g
+// int64Observer observes values of one gauge through a multi-instrument
+// Observer.
+type int64Observer struct {
+	embedded.Int64Observer
+	o metric.Observer
+	g metric.Int64Observable
 }
+
+func (i int64Observer) Observe(v int64, opts ...metric.ObserveOption) { i.o.ObserveInt64(i.g, v, opts...) }
 
 // AddOpts precomputes the option slice for Add calls with a fixed attribute
 // set. Passing the returned slice as opts... to Counter.Add allocates nothing.
