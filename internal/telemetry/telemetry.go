@@ -71,7 +71,9 @@ type int64Observer struct {
 	g metric.Int64Observable
 }
 
-func (i int64Observer) Observe(v int64, opts ...metric.ObserveOption) { i.o.ObserveInt64(i.g, v, opts...) }
+func (i int64Observer) Observe(v int64, opts ...metric.ObserveOption) {
+	i.o.ObserveInt64(i.g, v, opts...)
+}
 
 // AddOpts precomputes the option slice for Add calls with a fixed attribute
 // set. Passing the returned slice as opts... to Counter.Add allocates nothing.
