@@ -10,7 +10,8 @@ import (
 )
 
 // ErrInvalidConfig is wrapped by every error that New and NewPublisher
-// return for an invalid option.
+// return for an invalid argument or option; the error names the option
+// and its value.
 var ErrInvalidConfig = errors.New("fleet: invalid config")
 
 // Defaults of New's options.
@@ -50,9 +51,16 @@ type config struct {
 	mp              metric.MeterProvider
 }
 
-func positive(name string, d time.Duration) error {
+// invalid returns an error wrapping ErrInvalidConfig that names the
+// option and its value: "fleet: invalid config: WithTimeout(0s): must be
+// positive".
+func invalid(option string, value any, why string) error {
+	return fmt.Errorf("%w: %s(%v): %s", ErrInvalidConfig, option, value, why)
+}
+
+func positive(option string, d time.Duration) error {
 	if d <= 0 {
-		return fmt.Errorf("%w: %s %v must be positive", ErrInvalidConfig, name, d)
+		return invalid(option, d, "must be positive")
 	}
 	return nil
 }
@@ -63,7 +71,7 @@ func positive(name string, d time.Duration) error {
 func WithInstanceID(id string) Option {
 	return option(func(c *config) error {
 		if id == "" || len(id) > 256 {
-			return fmt.Errorf("%w: instance id must be 1 to 256 bytes", ErrInvalidConfig)
+			return invalid("WithInstanceID", fmt.Sprintf("%q", id), "must be 1 to 256 bytes")
 		}
 		c.id = id
 		return nil
@@ -88,7 +96,7 @@ func WithBuild(build string) Option {
 // (3 intervals) and of the staleness bound (3 intervals).
 func WithHeartbeatInterval(d time.Duration) Option {
 	return option(func(c *config) error {
-		if err := positive("heartbeat interval", d); err != nil {
+		if err := positive("WithHeartbeatInterval", d); err != nil {
 			return err
 		}
 		c.heartbeat = d
@@ -101,7 +109,7 @@ func WithHeartbeatInterval(d time.Duration) Option {
 // It must exceed the heartbeat interval. The default is 3 intervals.
 func WithHeartbeatTTL(d time.Duration) Option {
 	return option(func(c *config) error {
-		if err := positive("heartbeat TTL", d); err != nil {
+		if err := positive("WithHeartbeatTTL", d); err != nil {
 			return err
 		}
 		c.ttl = d
@@ -114,7 +122,7 @@ func WithHeartbeatTTL(d time.Duration) Option {
 // lost ones. The default is DefaultReconcileInterval.
 func WithReconcileInterval(d time.Duration) Option {
 	return option(func(c *config) error {
-		if err := positive("reconcile interval", d); err != nil {
+		if err := positive("WithReconcileInterval", d); err != nil {
 			return err
 		}
 		c.reconcile = d
@@ -128,7 +136,7 @@ func WithReconcileInterval(d time.Duration) Option {
 // heartbeat intervals.
 func WithStaleAfter(d time.Duration) Option {
 	return option(func(c *config) error {
-		if err := positive("stale-after bound", d); err != nil {
+		if err := positive("WithStaleAfter", d); err != nil {
 			return err
 		}
 		c.staleAfter = d
@@ -141,7 +149,7 @@ func WithStaleAfter(d time.Duration) Option {
 // deadlines for it to cut a hung call short.
 func WithTimeout(d time.Duration) Option {
 	return option(func(c *config) error {
-		if err := positive("timeout", d); err != nil {
+		if err := positive("WithTimeout", d); err != nil {
 			return err
 		}
 		c.timeout = d
@@ -156,7 +164,7 @@ func WithTimeout(d time.Duration) Option {
 func WithCacheFile(path string) Option {
 	return option(func(c *config) error {
 		if path == "" {
-			return fmt.Errorf("%w: empty cache file path", ErrInvalidConfig)
+			return invalid("WithCacheFile", `""`, "must not be empty")
 		}
 		c.cacheFile = path
 		return nil
@@ -165,15 +173,9 @@ func WithCacheFile(path string) Option {
 
 // WithOnApply sets a function called, on the Syncer's goroutine, after
 // every read that moved the applied head, with the instance's new status.
-// It must not block.
+// It must not block. The default (and nil) is none.
 func WithOnApply(f func(Instance)) Option {
-	return option(func(c *config) error {
-		if f == nil {
-			return fmt.Errorf("%w: nil OnApply func", ErrInvalidConfig)
-		}
-		c.onApply = f
-		return nil
-	})
+	return option(func(c *config) error { c.onApply = f; return nil })
 }
 
 // WithClock sets the clock used for staleness, timestamps and latency.

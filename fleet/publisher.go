@@ -33,7 +33,7 @@ func (f publisherOption) applyPublisher(p *Publisher) error { return f(p) }
 func WithActor(actor string) PublisherOption {
 	return publisherOption(func(p *Publisher) error {
 		if len(actor) > 256 {
-			return fmt.Errorf("%w: actor longer than 256 bytes", ErrInvalidConfig)
+			return invalid("WithActor", fmt.Sprintf("%q", actor), "must be at most 256 bytes")
 		}
 		p.actor = actor
 		return nil
@@ -44,7 +44,7 @@ func WithActor(actor string) PublisherOption {
 // is DefaultPollInterval.
 func WithPollInterval(d time.Duration) PublisherOption {
 	return publisherOption(func(p *Publisher) error {
-		if err := positive("poll interval", d); err != nil {
+		if err := positive("WithPollInterval", d); err != nil {
 			return err
 		}
 		p.poll = d
@@ -60,7 +60,8 @@ type Publisher struct {
 	poll  time.Duration
 }
 
-// NewPublisher returns a Publisher to store. Errors wrap ErrInvalidConfig.
+// NewPublisher returns a Publisher to store. A nil option is skipped.
+// Errors wrap ErrInvalidConfig and name the option and its value.
 func NewPublisher(store Store, opts ...PublisherOption) (*Publisher, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
@@ -68,7 +69,7 @@ func NewPublisher(store Store, opts ...PublisherOption) (*Publisher, error) {
 	p := &Publisher{store: store, poll: DefaultPollInterval}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
+			continue
 		}
 		if err := o.applyPublisher(p); err != nil {
 			return nil, err

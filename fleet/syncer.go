@@ -61,15 +61,19 @@ type Syncer struct {
 }
 
 // New returns a Syncer that applies store's state to reg. It does nothing
-// until Run. Errors wrap ErrInvalidConfig.
+// until Run. A nil option is skipped. Errors wrap ErrInvalidConfig and name
+// the option and its value.
 func New(store Store, reg *rollout.Registry, opts ...Option) (*Syncer, error) {
-	if store == nil || reg == nil {
-		return nil, fmt.Errorf("%w: nil store or registry", ErrInvalidConfig)
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
+	}
+	if reg == nil {
+		return nil, fmt.Errorf("%w: nil registry", ErrInvalidConfig)
 	}
 	c := config{heartbeat: DefaultHeartbeatInterval, reconcile: DefaultReconcileInterval, timeout: DefaultTimeout}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
+			continue
 		}
 		if err := o.apply(&c); err != nil {
 			return nil, err
@@ -82,7 +86,7 @@ func New(store Store, reg *rollout.Registry, opts ...Option) (*Syncer, error) {
 		c.staleAfter = 3 * c.heartbeat
 	}
 	if c.ttl <= c.heartbeat {
-		return nil, fmt.Errorf("%w: heartbeat TTL %v must exceed the interval %v", ErrInvalidConfig, c.ttl, c.heartbeat)
+		return nil, invalid("WithHeartbeatTTL", c.ttl, fmt.Sprintf("must exceed the heartbeat interval %v", c.heartbeat))
 	}
 	if c.host == "" {
 		c.host, _ = os.Hostname()

@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -617,37 +618,62 @@ func TestStoppedInstanceListed(t *testing.T) {
 	})
 }
 
+// TestNewErrors proves that every invalid argument and option of New and
+// NewPublisher fails at construction with an error that wraps
+// ErrInvalidConfig and names the option and its value.
 func TestNewErrors(t *testing.T) {
 	mem := fleet.NewMemoryStore()
 	reg, _ := rollout.NewRegistry()
-	for name, tc := range map[string]struct {
+	for _, tc := range []struct {
 		store fleet.Store
 		reg   *rollout.Registry
 		opts  []fleet.Option
+		want  string
 	}{
-		"nil store":     {nil, reg, nil},
-		"nil registry":  {mem, nil, nil},
-		"nil option":    {mem, reg, []fleet.Option{nil}},
-		"ttl below":     {mem, reg, []fleet.Option{fleet.WithHeartbeatInterval(time.Second), fleet.WithHeartbeatTTL(time.Second)}},
-		"zero interval": {mem, reg, []fleet.Option{fleet.WithHeartbeatInterval(0)}},
-		"zero timeout":  {mem, reg, []fleet.Option{fleet.WithTimeout(0)}},
-		"empty id":      {mem, reg, []fleet.Option{fleet.WithInstanceID("")}},
-		"empty cache":   {mem, reg, []fleet.Option{fleet.WithCacheFile("")}},
-		"nil onapply":   {mem, reg, []fleet.Option{fleet.WithOnApply(nil)}},
-		"zero stale":    {mem, reg, []fleet.Option{fleet.WithStaleAfter(0)}},
-		"zero reconc":   {mem, reg, []fleet.Option{fleet.WithReconcileInterval(-1)}},
+		{nil, reg, nil, "fleet: invalid config: nil store"},
+		{mem, nil, nil, "fleet: invalid config: nil registry"},
+		{mem, reg, []fleet.Option{fleet.WithInstanceID("")}, `fleet: invalid config: WithInstanceID(""): must be 1 to 256 bytes`},
+		{mem, reg, []fleet.Option{fleet.WithInstanceID(strings.Repeat("x", 257))}, `WithInstanceID("xxx`},
+		{mem, reg, []fleet.Option{fleet.WithHeartbeatInterval(0)}, "fleet: invalid config: WithHeartbeatInterval(0s): must be positive"},
+		{mem, reg, []fleet.Option{fleet.WithHeartbeatTTL(-time.Second)}, "fleet: invalid config: WithHeartbeatTTL(-1s): must be positive"},
+		{mem, reg, []fleet.Option{fleet.WithHeartbeatInterval(time.Second), fleet.WithHeartbeatTTL(time.Second)}, "fleet: invalid config: WithHeartbeatTTL(1s): must exceed the heartbeat interval 1s"},
+		{mem, reg, []fleet.Option{fleet.WithHeartbeatTTL(5 * time.Second)}, "fleet: invalid config: WithHeartbeatTTL(5s): must exceed the heartbeat interval 5s"},
+		{mem, reg, []fleet.Option{fleet.WithReconcileInterval(-1)}, "fleet: invalid config: WithReconcileInterval(-1ns): must be positive"},
+		{mem, reg, []fleet.Option{fleet.WithStaleAfter(0)}, "fleet: invalid config: WithStaleAfter(0s): must be positive"},
+		{mem, reg, []fleet.Option{fleet.WithTimeout(0)}, "fleet: invalid config: WithTimeout(0s): must be positive"},
+		{mem, reg, []fleet.Option{fleet.WithCacheFile("")}, `fleet: invalid config: WithCacheFile(""): must not be empty`},
 	} {
-		t.Run(name, func(t *testing.T) {
-			if _, err := fleet.New(tc.store, tc.reg, tc.opts...); err == nil || !strings.Contains(err.Error(), "fleet: invalid config") {
-				t.Errorf("err = %v, want fleet: invalid config", err)
-			}
-		})
+		_, err := fleet.New(tc.store, tc.reg, tc.opts...)
+		if !errors.Is(err, fleet.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New: err = %v, want %q wrapping ErrInvalidConfig", err, tc.want)
+		}
 	}
-	if _, err := fleet.NewPublisher(nil); err == nil {
-		t.Error("NewPublisher(nil) succeeded")
+	for _, tc := range []struct {
+		store fleet.Store
+		opts  []fleet.PublisherOption
+		want  string
+	}{
+		{nil, nil, "fleet: invalid config: nil store"},
+		{mem, []fleet.PublisherOption{fleet.WithActor(strings.Repeat("a", 257))}, `fleet: invalid config: WithActor("aaa`},
+		{mem, []fleet.PublisherOption{fleet.WithPollInterval(0)}, "fleet: invalid config: WithPollInterval(0s): must be positive"},
+	} {
+		_, err := fleet.NewPublisher(tc.store, tc.opts...)
+		if !errors.Is(err, fleet.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewPublisher: err = %v, want %q wrapping ErrInvalidConfig", err, tc.want)
+		}
 	}
-	if _, err := fleet.NewPublisher(mem, fleet.WithPollInterval(0)); err == nil {
-		t.Error("zero poll interval accepted")
+}
+
+// TestNilMeansDefault: a nil option, and nil for every func, provider,
+// logger and clock option, is the default, not an error.
+func TestNilMeansDefault(t *testing.T) {
+	mem := fleet.NewMemoryStore()
+	reg, _ := rollout.NewRegistry()
+	if _, err := fleet.New(mem, reg, nil, fleet.WithOnApply(nil), fleet.WithClock(nil), fleet.WithLogger(nil), fleet.WithMeterProvider(nil)); err != nil {
+		t.Errorf("New with nils: %v", err)
+	}
+	if _, err := fleet.NewPublisher(mem, nil); err != nil {
+		t.Errorf("NewPublisher with a nil option: %v", err)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // ErrInvalidConfig is wrapped by every error that New returns for an invalid
-// option.
+// argument or option; the error names the option and its value.
 var ErrInvalidConfig = errors.New("redisfleet: invalid config")
 
 // ErrMalformed is wrapped by the error of a reply that does not have the
@@ -44,13 +44,20 @@ const (
 // Option configures a Store in New.
 type Option func(*Store) error
 
+// invalid returns an error wrapping ErrInvalidConfig that names the
+// option and its value: "redisfleet: invalid config: WithRetention(0s):
+// must be positive".
+func invalid(option string, value any, why string) error {
+	return fmt.Errorf("%w: %s(%v): %s", ErrInvalidConfig, option, value, why)
+}
+
 // WithPrefix sets the namespace of the keys: every key is "{prefix}:…", with
 // the braces, so that in a Redis Cluster all of them hash to one slot and
 // the scripts can touch them together. The default is DefaultPrefix.
 func WithPrefix(prefix string) Option {
 	return func(s *Store) error {
 		if prefix == "" || strings.ContainsAny(prefix, "{}") {
-			return fmt.Errorf("%w: prefix %q must be non-empty and free of braces", ErrInvalidConfig, prefix)
+			return invalid("WithPrefix", fmt.Sprintf("%q", prefix), "must be non-empty and free of braces")
 		}
 		s.prefix = prefix
 		return nil
@@ -62,7 +69,7 @@ func WithPrefix(prefix string) Option {
 func WithRetention(d time.Duration) Option {
 	return func(s *Store) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: retention %v must be positive", ErrInvalidConfig, d)
+			return invalid("WithRetention", d, "must be positive")
 		}
 		s.retention = d
 		return nil
@@ -75,7 +82,7 @@ func WithRetention(d time.Duration) Option {
 func WithHealthCheck(d time.Duration) Option {
 	return func(s *Store) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: health check %v must be positive", ErrInvalidConfig, d)
+			return invalid("WithHealthCheck", d, "must be positive")
 		}
 		s.health = d
 		return nil
@@ -109,7 +116,8 @@ type Store struct {
 var _ fleet.Store = (*Store)(nil)
 
 // New returns a Store that uses client, which stays the caller's to
-// configure (addresses, TLS, ACLs, Sentinel, Cluster) and to close.
+// configure (addresses, TLS, ACLs, Sentinel, Cluster) and to close. A nil
+// option is skipped.
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", ErrInvalidConfig)
@@ -117,7 +125,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	s := &Store{c: client, prefix: DefaultPrefix, retention: DefaultRetention, health: DefaultHealthCheck}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
+			continue
 		}
 		if err := o(s); err != nil {
 			return nil, err

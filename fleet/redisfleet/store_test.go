@@ -1,6 +1,7 @@
 package redisfleet_test
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -80,21 +81,30 @@ func TestRetentionDropsOldHeartbeats(t *testing.T) {
 	})
 }
 
+// TestNewErrors proves that every invalid argument and option of New fails
+// at construction with an error that wraps ErrInvalidConfig and names the
+// option and its value, and that a nil option is skipped.
 func TestNewErrors(t *testing.T) {
 	c := newClient(t, "127.0.0.1:1")
-	for name, opts := range map[string][]redisfleet.Option{
-		"nil option":    {nil},
-		"empty prefix":  {redisfleet.WithPrefix("")},
-		"braces":        {redisfleet.WithPrefix("a{b}")},
-		"zero retain":   {redisfleet.WithRetention(0)},
-		"zero interval": {redisfleet.WithHealthCheck(0)},
+	for _, tc := range []struct {
+		opt  redisfleet.Option
+		want string
+	}{
+		{redisfleet.WithPrefix(""), `redisfleet: invalid config: WithPrefix(""): must be non-empty and free of braces`},
+		{redisfleet.WithPrefix("a{b}"), `redisfleet: invalid config: WithPrefix("a{b}"): must be non-empty and free of braces`},
+		{redisfleet.WithRetention(0), "redisfleet: invalid config: WithRetention(0s): must be positive"},
+		{redisfleet.WithHealthCheck(-time.Second), "redisfleet: invalid config: WithHealthCheck(-1s): must be positive"},
 	} {
-		if _, err := redisfleet.New(c, opts...); err == nil || !strings.Contains(err.Error(), "redisfleet: invalid config") {
-			t.Errorf("%s: err = %v", name, err)
+		_, err := redisfleet.New(c, tc.opt)
+		if !errors.Is(err, redisfleet.ErrInvalidConfig) || err.Error() != tc.want {
+			t.Errorf("err = %v, want %q wrapping ErrInvalidConfig", err, tc.want)
 		}
 	}
-	if _, err := redisfleet.New(nil); err == nil {
-		t.Error("nil client accepted")
+	if _, err := redisfleet.New(nil); !errors.Is(err, redisfleet.ErrInvalidConfig) {
+		t.Errorf("nil client: err = %v", err)
+	}
+	if _, err := redisfleet.New(c, nil); err != nil {
+		t.Errorf("nil option: %v", err)
 	}
 }
 
