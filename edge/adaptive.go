@@ -40,6 +40,7 @@ const (
 	probeSamples   = 10                     // samples of a no-load probe
 	probeEvery     = 10                     // windows between two probes
 	smoothing      = 0.5                    // weight of a window's estimate in the limit
+	headroom       = 0.25                   // requests the limit allows beyond the tolerance, when reached
 	minGradient    = 0.5                    // a window at most halves the limit
 	maxGradient    = 2                      // and at most doubles it
 	logChangeRatio = 1.5                    // a change this large (either way) since the last record is logged
@@ -298,7 +299,11 @@ func (l *limiter) move(ratio float64, reached bool) {
 	case l.slow && g > 1:
 		l.apply(l.limit * maxGradient) // slow start: double while latency stays low
 	case !l.slow:
-		l.apply(l.limit + smoothing*(l.limit*g-l.limit))
+		target := l.limit * g
+		if reached {
+			target += headroom
+		}
+		l.apply(l.limit + smoothing*(target-l.limit))
 	}
 }
 

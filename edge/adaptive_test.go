@@ -149,7 +149,8 @@ func TestAdaptiveLimitControlLoop(t *testing.T) {
 		work  time.Duration
 	}
 	// 4 slots × 10 ms is 400 requests/s; 1.23 ms between requests offers
-	// 813/s, about 2× (4× once the capacity halves); 4.9 ms offers 0.5×.
+	// 813/s, about 2× (4× once the capacity halves); 4.9 ms offers 0.5×
+	// (2× of one slot).
 	tests := []struct {
 		name     string
 		interval time.Duration // between two requests
@@ -158,6 +159,7 @@ func TestAdaptiveLimitControlLoop(t *testing.T) {
 		{"slots halve and recover", 1230 * time.Microsecond, []phase{{4, work}, {2, work}, {4, work}}},
 		{"work doubles and recovers", 1230 * time.Microsecond, []phase{{4, work}, {4, 2 * work}, {4, work}}},
 		{"half load", 4900 * time.Microsecond, []phase{{4, work}}},
+		{"one slot, 2× load", 4900 * time.Microsecond, []phase{{1, work}}}, // the limit needs one waiting request
 	}
 	const phaseLen, settle = 3 * time.Second, time.Second
 	for _, tt := range tests {
