@@ -44,12 +44,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/blastradius/blastradius/bench/overload/internal/server"
 )
 
 func main() {
+	if err := pinSelf(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "overload:", err)
+		os.Exit(1)
+	}
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "overload:", err)
 		os.Exit(1)
@@ -76,6 +83,7 @@ type config struct {
 	duration   time.Duration
 	phase      time.Duration
 	calibrate  time.Duration
+	pin        bool
 	slots      int
 	slotWork   time.Duration
 	cpuWork    time.Duration
@@ -100,6 +108,7 @@ func parse(args []string) (config, error) {
 	fs.DurationVar(&c.slotWork, "slot-work", 5*time.Millisecond, "slot handler: sleep per request")
 	fs.DurationVar(&c.cpuWork, "cpu-work", 5*time.Millisecond, "cpu handler: computation per request")
 	fs.StringVar(&c.logs, "logs", "", "directory for the servers' stderr (default: discard)")
+	fs.BoolVar(&c.pin, "pin", true, "with taskset and 2+ CPUs: the load generator on CPU 0, the servers on the others")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -107,7 +116,9 @@ func parse(args []string) (config, error) {
 		handlers, contenders, halvers, loads = "slot", "static,adaptive,gozero-cpu0", "adaptive", "2"
 		c.slots, c.slotWork = 4, 10*time.Millisecond
 		c.warmup, c.duration, c.phase, c.calibrate = 500*time.Millisecond, time.Second, 1500*time.Millisecond, time.Second
+		c.pin = false
 	}
+
 	split := func(s string) []string {
 		var out []string
 		for f := range strings.SplitSeq(s, ",") {
@@ -164,15 +175,54 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		c.bin = dir
 	}
-	b := &bench{cfg: c, out: out}
-	fmt.Fprintf(out, "# Overload: %s, %d CPUs, GOMAXPROCS %d; vegeta open loop, %v client timeout; goodput = 200s within %v\n",
-		runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), clientTimeout, good)
+	// Every server computes the same iterations, measured once here.
+	b := &bench{cfg: c, out: out, cpus: runtime.NumCPU(), iters: server.IterationsFor(c.cpuWork)}
+	if n := pinned(); c.pin && n > 1 {
+		b.cpus, b.pinned = n, true
+	}
+	where := fmt.Sprintf("load generator and servers share %d CPUs", b.cpus)
+	if b.pinned {
+		where = fmt.Sprintf("load generator on CPU 0, servers on CPUs 1-%d (GOMAXPROCS %d)", b.cpus-1, b.cpus)
+	}
+	fmt.Fprintf(out, "# Overload: %s, %s; vegeta open loop, %v client timeout; goodput = 200s within %v\n",
+		runtime.GOOS+"/"+runtime.GOARCH, where, clientTimeout, good)
 	for _, h := range c.handlers {
 		if err := b.handler(ctx, h); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// pinnedEnv marks the process that pinSelf pinned.
+const pinnedEnv = "OVERLOAD_PINNED"
+
+// pinSelf runs the command again under taskset on CPU 0 (the servers get the
+// other CPUs), so that the load generator and the server under test do not
+// take CPU time from each other; not with -pin=false or -smoke, on one CPU,
+// without taskset, or when already pinned (pinnedEnv is set).
+func pinSelf(args []string) error {
+	c, err := parse(args)
+	if err != nil || !c.pin || os.Getenv(pinnedEnv) != "" || runtime.NumCPU() < 2 {
+		return nil // a parse error is run's to report
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), fmt.Sprintf("%s=%d", pinnedEnv, runtime.NumCPU()))
+	return syscall.Exec(taskset, append([]string{"taskset", "-c", "0", self}, args...), env)
+}
+
+// pinned returns the machine's CPUs if pinSelf pinned this process to CPU
+// 0 (the servers go on the others), or 0.
+func pinned() int {
+	n, _ := strconv.Atoi(os.Getenv(pinnedEnv))
+	return n
 }
 
 // build builds the server binaries into dir.
@@ -188,8 +238,19 @@ func build(ctx context.Context, dir string) error {
 }
 
 type bench struct {
-	cfg config
-	out io.Writer
+	cfg    config
+	out    io.Writer
+	iters  int64 // cpu handler: iterations of server.Spin per request
+	cpus   int   // the machine's
+	pinned bool  // the driver on CPU 0, the servers on the others
+}
+
+// serverCPUs returns the CPUs the servers run on.
+func (b *bench) serverCPUs() int {
+	if b.pinned {
+		return b.cpus - 1
+	}
+	return b.cpus
 }
 
 // calibration is what the handler does with no protection.
@@ -201,7 +262,7 @@ type calibration struct {
 func (b *bench) handlerArgs(h string) []string {
 	switch h {
 	case "cpu":
-		return []string{"-handler", "cpu", "-work", b.cfg.cpuWork.String()}
+		return []string{"-handler", "cpu", "-iters", strconv.FormatInt(b.iters, 10)}
 	default:
 		return []string{"-handler", "slot", "-slots", strconv.Itoa(b.cfg.slots), "-work", b.cfg.slotWork.String()}
 	}
@@ -209,7 +270,7 @@ func (b *bench) handlerArgs(h string) []string {
 
 func (b *bench) describe(h string) string {
 	if h == "cpu" {
-		return fmt.Sprintf("cpu handler (%v of computation per request, %d CPUs)", b.cfg.cpuWork, runtime.NumCPU())
+		return fmt.Sprintf("cpu handler (%v of computation per request, %d CPUs)", b.cfg.cpuWork, b.serverCPUs())
 	}
 	return fmt.Sprintf("slot handler (%d slots × %v)", b.cfg.slots, b.cfg.slotWork)
 }
@@ -217,7 +278,7 @@ func (b *bench) describe(h string) string {
 // staticCap is the tuned static cap: the slots, or two per CPU.
 func (b *bench) staticCap(h string) int {
 	if h == "cpu" {
-		return 2 * runtime.NumCPU()
+		return 2 * b.serverCPUs()
 	}
 	return b.cfg.slots
 }
@@ -242,7 +303,16 @@ func (b *bench) start(ctx context.Context, contender, h, tag string) (*proc, err
 		defer f.Close() // the child has its own descriptor
 		logw = f
 	}
-	return start(ctx, bin, args, logw)
+	var env []string
+	if b.pinned {
+		args = append([]string{"-c", fmt.Sprintf("1-%d", b.cpus-1), bin}, args...)
+		bin = "taskset"
+		// As many Ps as the machine has CPUs, as in a container with a CPU
+		// quota: with one P, a computing handler keeps the network poller
+		// waiting for up to 10 ms (until sysmon polls), refusals included.
+		env = []string{fmt.Sprintf("GOMAXPROCS=%d", b.cpus)}
+	}
+	return start(ctx, bin, args, env, logw)
 }
 
 func (b *bench) handler(ctx context.Context, h string) error {
@@ -338,7 +408,7 @@ func (b *bench) calibrate(ctx context.Context, h string, factor float64) (calibr
 	}
 	workers := uint64(4 * b.cfg.slots)
 	if h == "cpu" {
-		workers = uint64(8 * runtime.NumCPU())
+		workers = uint64(8 * b.serverCPUs())
 	}
 	warm := b.cfg.calibrate / 4
 	rs := attack(p.addr, 0, workers, warm+b.cfg.calibrate, nil)
@@ -612,8 +682,9 @@ type proc struct {
 }
 
 // start starts bin and waits for its "listening ADDR" line.
-func start(ctx context.Context, bin string, args []string, stderr io.Writer) (*proc, error) {
+func start(ctx context.Context, bin string, args, env []string, stderr io.Writer) (*proc, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ type Config struct {
 	Handler string        // "slot" or "cpu"
 	Slots   int           // slot: requests at once
 	Work    time.Duration // slot: sleep; cpu: computation, calibrated on one core
+	Iters   int64         // cpu: the computation in iterations of Spin, if > 0 (the same in every process)
 }
 
 // Flags registers the handler's flags on fs.
@@ -42,6 +43,7 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.Handler, "handler", "slot", "slot (a pool of slots, each sleeping -work) or cpu (-work of computation)")
 	fs.IntVar(&c.Slots, "slots", 8, "slot handler: requests at once")
 	fs.DurationVar(&c.Work, "work", 5*time.Millisecond, "slot: sleep per request; cpu: computation per request")
+	fs.Int64Var(&c.Iters, "iters", 0, "cpu: computation per request in iterations (default: what takes -work here)")
 	return c
 }
 
@@ -65,8 +67,10 @@ func New(cfg Config) (Handler, error) {
 		}
 		return &slotHandler{base: cfg.Slots, slots: cfg.Slots, work: cfg.Work}, nil
 	case "cpu":
-		c := &cpuHandler{}
-		c.base = iterationsFor(cfg.Work)
+		c := &cpuHandler{base: cfg.Iters}
+		if c.base <= 0 {
+			c.base = IterationsFor(cfg.Work)
+		}
 		c.iters.Store(c.base)
 		return c, nil
 	}
@@ -139,7 +143,8 @@ type cpuHandler struct {
 // sink keeps the computation from being optimised away.
 var sink atomic.Uint64
 
-func spin(n int64) {
+// Spin computes for n iterations.
+func Spin(n int64) {
 	x := uint64(n) | 1
 	for range n {
 		x ^= x << 13
@@ -149,21 +154,21 @@ func spin(n int64) {
 	sink.Store(x)
 }
 
-// iterationsFor returns the iterations of spin that take about d on one
+// IterationsFor returns the iterations of Spin that take about d on one
 // core, from the best of a few timed runs.
-func iterationsFor(d time.Duration) int64 {
+func IterationsFor(d time.Duration) int64 {
 	const probe = 1 << 20
 	best := time.Duration(math.MaxInt64)
 	for range 5 {
 		start := time.Now()
-		spin(probe)
+		Spin(probe)
 		best = min(best, time.Since(start))
 	}
 	return max(1, int64(float64(probe)*float64(d)/float64(best)))
 }
 
 func (c *cpuHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	spin(c.iters.Load())
+	Spin(c.iters.Load())
 	_, _ = w.Write(ok)
 }
 
