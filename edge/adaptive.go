@@ -51,18 +51,20 @@ const (
 // TCP congestion control and Netflix's concurrency-limits. No capacity
 // number is needed.
 //
-// Over a window of at least 100 ms and 10 requests, Shed averages the
-// latency of the requests it admitted and compares it with the no-load
-// latency: when requests take longer than WithLatencyTolerance times the
-// no-load latency (default 1.5), the limit shrinks in proportion (at most by
-// half per window); when they take less and the limit was reached, it grows
-// (at most double per window). About every tenth window, Shed re-measures
-// the no-load latency over 10 requests with the limit cut to 1/(tolerance+1)
-// of its value, so the reference follows a dependency that got slower or
-// faster; it does so only while the limit is being reached, so a server
-// under its capacity sheds nothing. The limit starts at its lower bound,
-// doubles every window while latency stays low, and stays within
-// WithLimitBounds (default 1 to 1000).
+// Over a window of at least 100 ms (and twice the limit in requests), Shed
+// averages the latency of the requests it admitted and compares it with the
+// no-load latency: when requests take longer than WithLatencyTolerance
+// times the no-load latency (default 1.5), the limit shrinks in proportion
+// (at most by half per window); when they take less and the limit was
+// reached, it grows (at most double per window), plus a quarter request, so
+// that a handler that runs one request at a time keeps one waiting. About
+// every tenth window, Shed re-measures the no-load latency over 10 requests
+// with the limit cut to 1/(tolerance+1) of its value, so the reference
+// follows a dependency that got slower or faster; it does so only while the
+// limit is being reached, so a server under its capacity sheds nothing. The
+// limit starts at its lower bound, doubles every window while latency stays
+// low, and stays within WithLimitBounds (default 1 to 1000). Latency is
+// measured on the monotonic clock (WithClock is the rate limiter's).
 //
 // A request over the limit waits in the queue (WithQueue) or gets a 503
 // with Retry-After (WithRetryAfter), as with WithMaxInFlight. Only the
