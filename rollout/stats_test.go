@@ -200,12 +200,12 @@ func TestGuardFalseAlarmRateThroughRun(t *testing.T) {
 	}
 }
 
-// TestGuardPower: old fails 0.1%, new 1%. At least 80% of 500 seeded
-// rollouts, recorded straight into the gate, must trip within 2,000
-// new-arm calls.
+// TestGuardPower backs the power claim on WithGuard: old fails 0.1%, new
+// 1%, and at least 80% of 500 seeded rollouts through Path.Run, keys routed
+// 50/50 by their hash, must trip within 2,000 new-arm calls.
 func TestGuardPower(t *testing.T) {
 	t.Parallel()
-	at := recorded(3, 500, 0.001, 0.01, 2_000)
+	at := rollouts(3, 500, 0.001, 0.01, 2_000)
 	rate := share(at, 2_000)
 	t.Logf("power: %.1f%% of 500 rollouts at 50%% tripped within 2,000 new-arm calls (within 500/1,000/1,500: %.1f/%.1f/%.1f%%)",
 		100*rate, 100*share(at, 500), 100*share(at, 1_000), 100*share(at, 1_500))
