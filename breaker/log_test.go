@@ -1,48 +1,20 @@
 package breaker_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/blastradius/blastradius/breaker"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 )
-
-// logBuffer is a text log without times, safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSuffix(l.buf.String(), "\n"), "\n")
-}
-
-func (l *logBuffer) handler() slog.Handler {
-	return slog.NewTextHandler(l, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey || a.Key == "since" {
-			return slog.Attr{}
-		}
-		return a
-	}})
-}
 
 // cycle opens b, waits out the open duration (1s) and closes it again.
 func cycle(b *breaker.Breaker) {
@@ -57,8 +29,8 @@ func cycle(b *breaker.Breaker) {
 // the budget summarises what it suppressed.
 func TestTransitionsLogThroughSharedBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var out logBuffer
-		budget, err := logbudget.New(out.handler(), logbudget.WithLimit(2))
+		var out logtest.Buffer
+		budget, err := logbudget.New(out.Handler(), logbudget.WithLimit(2))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +40,7 @@ func TestTransitionsLogThroughSharedBudget(t *testing.T) {
 			cycle(b)
 		}
 		budget.Flush(context.Background())
-		lines := out.lines()
+		lines := out.Lines()
 		transition := []string{
 			`level=WARN msg="breaker: opened" breaker=test from=closed to=open`,
 			`level=INFO msg="breaker: half-open" breaker=test from=open to=half-open`,
@@ -95,11 +67,11 @@ func TestTransitionsLogThroughSharedBudget(t *testing.T) {
 // per-host breakers of a Transport share one.
 func TestTransitionsLogThroughOwnBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var out logBuffer
+		var out logtest.Buffer
 		reader := metrictest.New(t)
 		tr := mustTransport(t, &fakeBase{respond: always(http.StatusInternalServerError)},
 			breaker.WithConsecutiveFailures(1), breaker.WithOpenDuration(time.Hour),
-			breaker.WithLogger(slog.New(out.handler())), breaker.WithMeterProvider(reader))
+			breaker.WithLogger(slog.New(out.Handler())), breaker.WithMeterProvider(reader))
 		for i := range 12 { // 12 hosts open within the minute
 			req, _ := http.NewRequest(http.MethodGet, "http://"+string(rune('a'+i))+".test/", nil)
 			resp, err := tr.RoundTrip(req)
@@ -108,7 +80,7 @@ func TestTransitionsLogThroughOwnBudget(t *testing.T) {
 			}
 			_ = resp.Body.Close()
 		}
-		lines := out.lines()
+		lines := out.Lines()
 		if len(lines) != 10 {
 			t.Fatalf("%d lines, want 10:\n%s", len(lines), strings.Join(lines, "\n"))
 		}

@@ -1,10 +1,6 @@
 package compat_test
 
 import (
-	"bytes"
-	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -39,35 +35,4 @@ func decodes(t testing.TB, r *metrictest.Reader) map[string]int64 {
 		out[get("compat.decoder")+"|"+get("compat.version")+"|"+get("result")] = v
 	}
 	return out
-}
-
-// logs is a text log without times, one record a line.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// handler returns a text handler that writes to l.
-func (l *logs) handler() slog.Handler {
-	return slog.NewTextHandler(l, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey && len(groups) == 0 {
-			return slog.Attr{}
-		}
-		return a
-	}})
-}
-
-func (l *logs) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.buf.Len() == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(l.buf.String(), "\n"), "\n")
 }

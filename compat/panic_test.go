@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/compat"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 )
@@ -36,8 +37,8 @@ func panicVersions() []compat.Version[int] {
 // decodes, and that each panic is counted and logged within the budget.
 func TestDecodePanics(t *testing.T) {
 	mp := metrictest.New(t)
-	var out logs
-	budget, err := logbudget.New(out.handler(), logbudget.WithKeyAttr("reason"), logbudget.WithLimit(1))
+	var out logtest.Buffer
+	budget, err := logbudget.New(out.Handler(), logbudget.WithKeyAttr("reason"), logbudget.WithLimit(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestDecodePanics(t *testing.T) {
 
 	// Logged at Error with the stack, within the budget of each version
 	// (one a minute here): one record per version, the rest suppressed.
-	lines := out.lines()
+	lines := out.Lines()
 	if len(lines) != 2 {
 		t.Fatalf("logs:\n%s", strings.Join(lines, "\n"))
 	}
@@ -131,9 +132,9 @@ func TestDecodePanics(t *testing.T) {
 // meter provider.
 func TestOwnLogBudget(t *testing.T) {
 	mp := metrictest.New(t)
-	var out logs
+	var out logtest.Buffer
 	d, err := compat.New(panicVersions(), compat.WithName("p"), compat.WithMeterProvider(mp),
-		compat.WithLogger(slog.New(out.handler())))
+		compat.WithLogger(slog.New(out.Handler())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestOwnLogBudget(t *testing.T) {
 		}
 	}
 	count := map[string]int{}
-	for _, l := range out.lines() {
+	for _, l := range out.Lines() {
 		_, reason, _ := strings.Cut(l, " reason=")
 		reason, _, _ = strings.Cut(reason, " ")
 		count[reason]++

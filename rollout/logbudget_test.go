@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 	"github.com/blastradius/blastradius/rollout"
@@ -26,7 +27,7 @@ func mismatches(t *testing.T, g *rollout.Gate, n int) {
 // budget for every gate and registry given it, and its one counter counts
 // what it suppressed.
 func TestSharedLogBudget(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	budgetMetrics := metrictest.New(t)
 	budget, err := logbudget.New(slog.NewTextHandler(&logs, nil), logbudget.WithMeterProvider(budgetMetrics))
 	if err != nil {
@@ -61,7 +62,7 @@ func TestSharedLogBudget(t *testing.T) {
 // logbudget's defaults (10 a minute per message) on the gate's clock, and
 // its suppressions are counted through the gate's meter provider.
 func TestOwnLogBudget(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	clock := fakeclock.New()
 	metrics := metrictest.New(t)
 	opts := []rollout.Option{rollout.WithPercent(100), rollout.WithClock(clock.Now), rollout.WithMeterProvider(metrics),

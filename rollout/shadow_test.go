@@ -1,12 +1,10 @@
 package rollout_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -14,28 +12,11 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// syncBuffer is a bytes.Buffer safe for a logger shared by goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestShadowServesOldAndCompares(t *testing.T) {
 	cases := []struct {
@@ -68,7 +49,7 @@ func TestShadowServesOldAndCompares(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			mp, read := meter(t)
-			var logs syncBuffer
+			var logs logtest.Buffer
 			g, _ := rollout.New("lookup-v2", rollout.WithPercent(c.percent), mp,
 				rollout.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			c.arms.Old = okArm("a-1")
