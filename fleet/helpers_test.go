@@ -234,3 +234,26 @@ func (f *faultyStore) Subscribe(ctx context.Context, notify func(fleet.Event)) e
 	}
 	return errPartitioned
 }
+
+func (f *faultyStore) guardStore() fleet.GuardStore { return f.inner.(fleet.GuardStore) }
+
+func (f *faultyStore) PutCounts(ctx context.Context, name, id string, seq uint64, value []byte) error {
+	if err := f.enter(ctx); err != nil {
+		return err
+	}
+	return f.guardStore().PutCounts(ctx, name, id, seq, value)
+}
+
+func (f *faultyStore) Counts(ctx context.Context, name string) (map[string][]byte, error) {
+	if err := f.enter(ctx); err != nil {
+		return nil, err
+	}
+	return f.guardStore().Counts(ctx, name)
+}
+
+func (f *faultyStore) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	if err := f.enter(ctx); err != nil {
+		return false, err
+	}
+	return f.guardStore().Lease(ctx, name, holder, ttl)
+}

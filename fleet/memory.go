@@ -24,6 +24,8 @@ type MemoryStore struct {
 	records map[string]Record
 	beats   map[string]memBeat
 	subs    map[*func(Event)]struct{}
+	counts  map[string]map[string]memCount // GuardStore: name → id → counts
+	leases  map[string]memLease
 }
 
 type memBeat struct {

@@ -92,9 +92,7 @@ func New(store Store, reg *rollout.Registry, opts ...Option) (*Syncer, error) {
 		c.host, _ = os.Hostname()
 	}
 	if c.id == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		c.id = cmp.Or(c.host, "instance") + "-" + hex.EncodeToString(b[:])
+		c.id = defaultID(c.host)
 	}
 	if c.build == "" {
 		c.build = buildVersion()
@@ -118,6 +116,13 @@ func New(store Store, reg *rollout.Registry, opts ...Option) (*Syncer, error) {
 	s.noisy = slog.New(budget)
 	s.m = newMetrics(c.mp, s)
 	return s, nil
+}
+
+// defaultID is the host name and a random suffix.
+func defaultID(host string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return cmp.Or(host, "instance") + "-" + hex.EncodeToString(b[:])
 }
 
 // buildVersion is the main module's version and VCS revision, if known.

@@ -1,0 +1,372 @@
+package fleet
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/blastradius/blastradius/rollout"
+)
+
+// DefaultBatchInterval is how often a Guard sends its instance's counts and
+// its lease holder judges the pooled counts.
+const DefaultBatchInterval = time.Second
+
+// Modes of a Guard: GuardStatus.Mode.
+const (
+	// ModeFleet: the guard judges the counts pooled in the store.
+	ModeFleet = "fleet"
+	// ModeLocal: the store is unreachable; the guard judges its own
+	// instance's counts and kills the gate on this instance only.
+	ModeLocal = "local"
+)
+
+// GuardOption configures a Guard in NewGuard.
+type GuardOption interface {
+	applyGuard(*guardConfig) error
+}
+
+type guardOption func(*guardConfig) error
+
+func (f guardOption) applyGuard(c *guardConfig) error { return f(c) }
+
+type guardConfig struct {
+	id       string
+	interval time.Duration
+	test     []rollout.GuardOption
+	logger   *slog.Logger
+}
+
+// WithGuardInstanceID sets the id under which the Guard sends its counts
+// and holds the lease; use the Syncer's (Syncer.ID). The default is the
+// host name and a random suffix.
+func WithGuardInstanceID(id string) GuardOption {
+	return guardOption(func(c *guardConfig) error {
+		if id == "" || len(id) > 256 {
+			return invalid("WithGuardInstanceID", fmt.Sprintf("%q", id), "must be 1 to 256 bytes")
+		}
+		c.id = id
+		return nil
+	})
+}
+
+// WithBatchInterval sets how often the Guard sends its counts and, while
+// it holds the lease, judges the pooled counts. The default is
+// DefaultBatchInterval.
+func WithBatchInterval(d time.Duration) GuardOption {
+	return guardOption(func(c *guardConfig) error {
+		if err := positive("WithBatchInterval", d); err != nil {
+			return err
+		}
+		c.interval = d
+		return nil
+	})
+}
+
+// WithTest sets the guard's test, with the options of rollout.WithGuard
+// (confidence, minimum samples, checkpoint interval, window, absolute
+// limits). The default is rollout's defaults.
+func WithTest(opts ...rollout.GuardOption) GuardOption {
+	return guardOption(func(c *guardConfig) error { c.test = append(c.test, opts...); return nil })
+}
+
+// WithGuardLogger sets the logger. The default (and nil) is slog.Default().
+func WithGuardLogger(l *slog.Logger) GuardOption {
+	return guardOption(func(c *guardConfig) error { c.logger = l; return nil })
+}
+
+// Guard is rollout's guard for a fleet: every instance runs one for a gate
+// (configured without rollout.WithGuard), beside its Syncer. Every batch
+// interval it sends its instance's cumulative counts of the gate
+// (Gate.Counts) to the store with a rising sequence, so a retry or a
+// reconnect neither loses nor double-counts calls; the request path never
+// touches the store. The instance that holds the gate's lease sums every
+// instance's counts and runs rollout's test on them (rollout.GuardTest:
+// the same checkpoints every CheckEvery calls of the new arm, window,
+// absolute limits and error-rate spending), once per checkpoint for the
+// whole fleet, and keeps the test's state in the store, so that another
+// instance takes over where it stopped if it dies. A trip publishes a kill
+// of the gate through the store, as an operator's Publisher.Kill does, with
+// the numbers in the reason. While the store cannot be reached, the guard
+// judges its own instance's counts (from the outage on) and kills the gate
+// on this instance only, and says so (GuardStatus.Mode, one log line).
+type Guard struct {
+	store GuardStore
+	gate  *rollout.Gate
+	pub   *Publisher
+	test  *rollout.GuardTest
+	cfg   guardConfig
+	log   *slog.Logger
+	// counts reads the instance's cumulative counts; tests replace it.
+	counts func() rollout.Counts
+
+	seq    uint64
+	holder bool
+	fleet  *verdictState // the pooled test's state while holding the lease
+	local  *verdictState // the local test's state while the store is unreachable
+
+	mu sync.Mutex
+	st GuardStatus
+}
+
+// GuardStatus is a snapshot of a Guard.
+type GuardStatus struct {
+	// Mode is ModeFleet or ModeLocal; StoreError is the last store error
+	// while local.
+	Mode       string `json:"mode"`
+	StoreError string `json:"store_error,omitempty"`
+	// Holder reports that this instance holds the lease and judges the
+	// fleet; Instances is how many instances' counts it pooled.
+	Holder    bool `json:"holder"`
+	Instances int  `json:"instances,omitempty"`
+	// Counts are the counts judged last: pooled, or the instance's own
+	// while local. Looks is the number of looks of the test.
+	Counts rollout.Counts `json:"counts"`
+	Looks  int            `json:"looks"`
+	// Tripped is the reason of the last trip, until the gate resumes.
+	Tripped string `json:"tripped,omitempty"`
+}
+
+// NewGuard returns a Guard of gate that pools its counts in store and
+// publishes its kills as actor "fleet-guard@ID". It does nothing until Run.
+// A nil option is skipped. Errors wrap ErrInvalidConfig and name the
+// option and its value.
+func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
+	}
+	if gate == nil {
+		return nil, fmt.Errorf("%w: nil gate", ErrInvalidConfig)
+	}
+	c := guardConfig{interval: DefaultBatchInterval}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.applyGuard(&c); err != nil {
+			return nil, err
+		}
+	}
+	test, err := rollout.NewGuardTest(c.test...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: WithTest: %w", ErrInvalidConfig, err)
+	}
+	if c.id == "" {
+		host, _ := os.Hostname()
+		c.id = defaultID(host)
+	}
+	pub, _ := NewPublisher(store, WithActor("fleet-guard@"+c.id))
+	return &Guard{store: store, gate: gate, pub: pub, test: test, cfg: c,
+		log: cmp.Or(c.logger, slog.Default()), counts: gate.Counts,
+		st: GuardStatus{Mode: ModeFleet}}, nil
+}
+
+// Status reports the guard's state.
+func (gd *Guard) Status() GuardStatus {
+	gd.mu.Lock()
+	defer gd.mu.Unlock()
+	return gd.st
+}
+
+// Run sends counts and judges every batch interval until ctx is done, then
+// returns ctx.Err(). Run must not be called twice at once.
+func (gd *Guard) Run(ctx context.Context) error {
+	t := time.NewTicker(gd.cfg.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			gd.step(ctx)
+		}
+	}
+}
+
+// step is one batch: send the counts, take or renew the lease, verdictState.
+func (gd *Guard) step(ctx context.Context) {
+	own := gd.counts()
+	killed := gd.gate.Status().Killed
+	cctx, cancel := context.WithTimeout(ctx, gd.cfg.interval)
+	defer cancel()
+	err := gd.fleetStep(cctx, own, killed)
+	if err == nil {
+		if gd.local != nil {
+			gd.log.Info("fleet: guard judges the fleet again", "gate", gd.gate.Name())
+			gd.local = nil
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	gd.holder, gd.fleet = false, nil
+	if gd.local == nil {
+		gd.log.Warn("fleet: store unreachable, guard falls back to the local counts", "gate", gd.gate.Name(), "error", err)
+		gd.local = newVerdictState(gd.test, own)
+	}
+	reason := gd.local.observe(own, killed)
+	if reason != "" {
+		gd.gate.Kill("fleet guard, store unreachable, local verdict: " + reason)
+	}
+	gd.setStatus(GuardStatus{Mode: ModeLocal, StoreError: err.Error(), Counts: own,
+		Looks: gd.local.Looks, Tripped: gd.local.Tripped})
+}
+
+// stateID is the id under which the lease holder keeps the test's state.
+const stateID = "~guard"
+
+func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool) error {
+	name := gd.gate.Name()
+	gd.seq++
+	b, _ := json.Marshal(own)
+	if err := gd.store.PutCounts(ctx, name, gd.cfg.id, gd.seq, b); err != nil {
+		return err
+	}
+	held, err := gd.store.Lease(ctx, "guard/"+name, gd.cfg.id, 3*gd.cfg.interval)
+	if err != nil {
+		return err
+	}
+	if !held {
+		gd.holder, gd.fleet = false, nil
+		gd.setStatus(GuardStatus{Mode: ModeFleet})
+		return nil
+	}
+	all, err := gd.store.Counts(ctx, name)
+	if err != nil {
+		return err
+	}
+	var pooled rollout.Counts
+	var state []byte
+	instances := 0
+	for id, v := range all {
+		if id == stateID {
+			state = v
+			continue
+		}
+		var c rollout.Counts
+		if json.Unmarshal(v, &c) == nil {
+			pooled = pooled.Add(c)
+			instances++
+		}
+	}
+	if gd.fleet == nil { // taking over: continue the test where it stopped
+		gd.fleet = newVerdictState(gd.test, pooled)
+		if state != nil {
+			_ = json.Unmarshal(state, gd.fleet)
+		}
+	}
+	before := *gd.fleet
+	reason := gd.fleet.observe(pooled, killed)
+	if reason != "" {
+		reason = fmt.Sprintf("fleet guard: %s; pooled from %d instances", reason, instances)
+		if _, err := gd.pub.Kill(ctx, name, reason); err != nil {
+			*gd.fleet = before // not published: verdictState again next batch
+			return err
+		}
+	}
+	if gd.fleet.changed(before) {
+		gd.fleet.Seq++
+		b, _ := json.Marshal(gd.fleet)
+		if err := gd.store.PutCounts(ctx, name, stateID, gd.fleet.Seq, b); err != nil {
+			return err
+		}
+	}
+	gd.holder = true
+	gd.setStatus(GuardStatus{Mode: ModeFleet, Holder: true, Instances: instances, Counts: pooled,
+		Looks: gd.fleet.Looks, Tripped: gd.fleet.Tripped})
+	return nil
+}
+
+func (gd *Guard) setStatus(st GuardStatus) {
+	gd.mu.Lock()
+	gd.st = st
+	gd.mu.Unlock()
+}
+
+// verdictState is the guard's checkpoint rule, as rollout's guard applies it, on
+// cumulative counts observed from time to time: every CheckEvery calls of
+// the new arm it moves the window and marks a look due; the look is taken
+// once both arms have the minimum samples. Its exported fields are the
+// state the lease holder keeps in the store.
+type verdictState struct {
+	test *rollout.GuardTest
+
+	Seq      uint64           `json:"seq"`
+	Base     rollout.Counts   `json:"base"`  // counts at the start or the last resume
+	Snaps    []rollout.Counts `json:"snaps"` // counts at the last Window/CheckEvery checkpoints
+	LookBase rollout.Counts   `json:"look_base"`
+	Due      int64            `json:"due"` // new-arm calls since Base of the next checkpoint
+	Waiting  bool             `json:"waiting"`
+	Looks    int              `json:"looks"`
+	LastN    int64            `json:"last_n"`
+	Tripped  string           `json:"tripped,omitempty"`
+	Paused   bool             `json:"paused,omitempty"` // the gate is killed
+}
+
+func newVerdictState(t *rollout.GuardTest, cur rollout.Counts) *verdictState {
+	j := &verdictState{test: t}
+	j.reset(cur)
+	return j
+}
+
+func (j *verdictState) reset(cur rollout.Counts) {
+	*j = verdictState{test: j.test, Seq: j.Seq, Base: cur, LookBase: cur, Due: j.test.CheckEvery()}
+}
+
+func (j *verdictState) windowBase() rollout.Counts {
+	if int64(len(j.Snaps)) == j.test.Window()/j.test.CheckEvery() {
+		return j.Snaps[0]
+	}
+	return j.Base
+}
+
+func (j *verdictState) changed(b verdictState) bool {
+	return j.Due != b.Due || j.Looks != b.Looks || j.Tripped != b.Tripped || j.Paused != b.Paused || j.Base != b.Base
+}
+
+// observe takes the cumulative counts cur and whether the gate is killed,
+// and returns the reason of a trip, or "". A killed gate pauses the test;
+// its resume starts a new one, as Resume does for rollout's guard.
+func (j *verdictState) observe(cur rollout.Counts, killed bool) string {
+	if killed {
+		j.Paused = true
+		return ""
+	}
+	if j.Paused {
+		j.reset(cur)
+	}
+	if j.Tripped != "" {
+		return "" // the kill is on its way
+	}
+	n := cur.New.Calls - j.Base.New.Calls
+	if n >= j.Due {
+		j.Due = n + j.test.CheckEvery()
+		j.LookBase = j.windowBase()
+		if int64(len(j.Snaps)) == j.test.Window()/j.test.CheckEvery() {
+			j.Snaps = j.Snaps[1:]
+		}
+		j.Snaps = append(j.Snaps, cur)
+		j.Waiting = true
+	}
+	if r := j.test.Limits(cur.Sub(j.LookBase)); r != "" {
+		j.Tripped = r
+		return r
+	}
+	if w := cur.Sub(j.LookBase); j.Waiting && j.test.Ready(w) {
+		j.Waiting = false
+		j.Looks++
+		l := j.test.Look(j.Looks, j.LastN, n, w)
+		j.LastN = n
+		if l.Trip {
+			j.Tripped = l.Reason
+			return l.Reason
+		}
+	}
+	return ""
+}

@@ -1,0 +1,214 @@
+package fleet_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/rollout"
+)
+
+const guarded = "checkout-v2"
+
+// traffic is an instance's simulated calls of the guarded gate: every read
+// adds one batch of 25 calls per arm, the new arm failing newFail of them.
+type traffic struct {
+	mu      sync.Mutex
+	c       rollout.Counts
+	newFail int64
+}
+
+func (tr *traffic) next() rollout.Counts {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.c = tr.c.Add(rollout.Counts{Old: rollout.ArmCounts{Calls: 25}, New: rollout.ArmCounts{Calls: 25, Failures: tr.newFail}})
+	return tr.c
+}
+
+// guardedNode is an instance with a Syncer and a fleet Guard of one gate
+// at 50%.
+type guardedNode struct {
+	*node
+	g    *fleet.Guard
+	stop func()
+}
+
+func newGuardedNode(t *testing.T, store fleet.GuardStore, id string, tr *traffic) *guardedNode {
+	t.Helper()
+	reg, _ := rollout.NewRegistry()
+	gate, _ := rollout.New(guarded, rollout.WithPercent(50))
+	if err := reg.Register(gate); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, store, id, reg)
+	g, err := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID(id), fleet.WithBatchInterval(time.Second),
+		fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet.SetCounts(g, tr.next)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var once sync.Once
+	gn := &guardedNode{node: n, g: g}
+	gn.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("Guard.Run of %s returned %v", id, err)
+			}
+		})
+	}
+	t.Cleanup(gn.stop)
+	return gn
+}
+
+func holders(ns []*guardedNode) (ids []string) {
+	for _, n := range ns {
+		if n.g.Status().Holder {
+			ids = append(ids, n.s.ID())
+		}
+	}
+	return ids
+}
+
+// Eight instances of which one holds the lease: the pooled counts of a new
+// arm failing 4% against 0% trip one verdict, published once as a fleet
+// kill with the numbers, and every instance applies it within a second.
+func TestGuardKillsFleetOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := fleet.NewMemoryStore()
+		ns := make([]*guardedNode, 8)
+		for i := range ns {
+			ns[i] = newGuardedNode(t, store, fmt.Sprintf("i%d", i), &traffic{newFail: 1})
+		}
+		var killedAt time.Time
+		for range 3000 {
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+			snap, _ := store.Read(t.Context())
+			if len(snap.Records) > 0 {
+				killedAt = snap.Records[0].Published
+				break
+			}
+			if h := holders(ns); len(h) > 1 {
+				t.Fatalf("holders %v", h)
+			}
+		}
+		for range 30 {
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		snap, _ := store.Read(t.Context())
+		if snap.Version != 1 || len(snap.Records) != 1 || snap.Records[0].Key != "kill/"+guarded {
+			t.Fatalf("store head %d, records %+v: want one kill", snap.Version, snap.Records)
+		}
+		var reached time.Duration
+		for _, n := range ns {
+			st := n.gate(t, guarded).Status()
+			if !st.Killed || !strings.Contains(st.Reason, "fleet guard: new") || !strings.Contains(st.Reason, "pooled from 8 instances") {
+				t.Errorf("%s: %+v", n.s.ID(), st)
+			}
+			reached = max(reached, st.KilledAt.Sub(killedAt))
+		}
+		if h := holders(ns); len(h) != 1 {
+			t.Errorf("holders %v, want one", h)
+		}
+		if reached > time.Second {
+			t.Errorf("the kill reached all 8 instances %v after the verdict, want ≤ 1s", reached)
+		}
+		t.Logf("kill: %q; reached all 8 in %v", ns[0].gate(t, guarded).Status().Reason, reached)
+	})
+}
+
+// The lease holder dies: another instance takes over within the lease's
+// TTL and continues the test where it stopped (its looks go on counting).
+func TestGuardTakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := fleet.NewMemoryStore()
+		ns := []*guardedNode{
+			newGuardedNode(t, store, "i0", &traffic{}),
+			newGuardedNode(t, store, "i1", &traffic{}),
+		}
+		time.Sleep(20*time.Second + time.Millisecond)
+		synctest.Wait()
+		h := holders(ns)
+		if len(h) != 1 {
+			t.Fatalf("holders %v", h)
+		}
+		first, second := ns[0], ns[1]
+		if h[0] == "i1" {
+			first, second = ns[1], ns[0]
+		}
+		looks := first.g.Status().Looks
+		if looks == 0 {
+			t.Fatalf("no looks after 20 s: %+v", first.g.Status())
+		}
+		first.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		st := second.g.Status()
+		if !st.Holder || st.Looks <= looks {
+			t.Errorf("after the holder stopped: %+v, want holder with more than %d looks", st, looks)
+		}
+	})
+}
+
+// With the store unreachable, each instance judges its own counts and
+// kills its own gate, and reports the local mode.
+func TestGuardFallsBackToLocal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		faulty := newFaulty(fleet.NewMemoryStore())
+		n := newGuardedNode(t, faulty, "i0", &traffic{newFail: 2})
+		faulty.partition()
+		time.Sleep(60 * time.Second)
+		synctest.Wait()
+		st := n.g.Status()
+		if st.Mode != fleet.ModeLocal || st.StoreError == "" {
+			t.Errorf("status %+v, want local with the store error", st)
+		}
+		gs := n.gate(t, guarded).Status()
+		if !gs.Killed || !strings.Contains(gs.Reason, "store unreachable, local verdict: new") {
+			t.Errorf("gate %+v, want a local kill", gs)
+		}
+		faulty.heal()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if st := n.g.Status(); st.Mode != fleet.ModeFleet {
+			t.Errorf("after heal: %+v", st)
+		}
+	})
+}
+
+func TestNewGuardErrors(t *testing.T) {
+	mem := fleet.NewMemoryStore()
+	gate, _ := rollout.New(guarded)
+	for _, tc := range []struct {
+		store fleet.GuardStore
+		gate  *rollout.Gate
+		opts  []fleet.GuardOption
+		want  string
+	}{
+		{nil, gate, nil, "fleet: invalid config: nil store"},
+		{mem, nil, nil, "fleet: invalid config: nil gate"},
+		{mem, gate, []fleet.GuardOption{fleet.WithGuardInstanceID("")}, `fleet: invalid config: WithGuardInstanceID(""): must be 1 to 256 bytes`},
+		{mem, gate, []fleet.GuardOption{fleet.WithBatchInterval(0)}, "fleet: invalid config: WithBatchInterval(0s): must be positive"},
+		{mem, gate, []fleet.GuardOption{fleet.WithTest(rollout.WithConfidence(2))}, "fleet: invalid config: WithTest: rollout: invalid config: WithConfidence(2)"},
+	} {
+		_, err := fleet.NewGuard(tc.store, tc.gate, tc.opts...)
+		if !errors.Is(err, fleet.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want %q", err, tc.want)
+		}
+	}
+	if _, err := fleet.NewGuard(mem, gate, nil, fleet.WithGuardLogger(nil)); err != nil {
+		t.Errorf("nil option and logger: %v", err)
+	}
+}
