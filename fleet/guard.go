@@ -105,10 +105,14 @@ type Guard struct {
 	// counts reads the instance's cumulative counts; tests replace it.
 	counts func() rollout.Counts
 
-	seq    uint64
-	holder bool
-	fleet  *verdictState // the pooled test's state while holding the lease
-	local  *verdictState // the local test's state while the store is unreachable
+	// countsID is the instance id and a random suffix of this Guard's
+	// own: its counts start at zero, so they must not replace those of an
+	// earlier process with the same instance id.
+	countsID string
+	seq      uint64
+	holder   bool
+	fleet    *verdictState // the pooled test's state while holding the lease
+	local    *verdictState // the local test's state while the store is unreachable
 
 	mu sync.Mutex
 	st GuardStatus
@@ -161,7 +165,7 @@ func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard
 		c.id = defaultID(host)
 	}
 	pub, _ := NewPublisher(store, WithActor("fleet-guard@"+c.id))
-	return &Guard{store: store, gate: gate, pub: pub, test: test, cfg: c,
+	return &Guard{store: store, gate: gate, pub: pub, test: test, cfg: c, countsID: defaultID(c.id),
 		log: cmp.Or(c.logger, slog.Default()), counts: gate.Counts,
 		st: GuardStatus{Mode: ModeFleet}}, nil
 }
@@ -225,7 +229,7 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	name := gd.gate.Name()
 	gd.seq++
 	b, _ := json.Marshal(own)
-	if err := gd.store.PutCounts(ctx, name, gd.cfg.id, gd.seq, b); err != nil {
+	if err := gd.store.PutCounts(ctx, name, gd.countsID, gd.seq, b); err != nil {
 		return err
 	}
 	held, err := gd.store.Lease(ctx, "guard/"+name, gd.cfg.id, 3*gd.cfg.interval)

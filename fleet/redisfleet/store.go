@@ -96,6 +96,8 @@ func WithHealthCheck(d time.Duration) Option {
 //	{P}:records    hash    record key → "version seconds microseconds value" (time by the server's TIME)
 //	{P}:hb         hash    instance id → heartbeat JSON
 //	{P}:hb:expiry  zset    instance id → expiry in server milliseconds
+//	{P}:counts     hash    "gate id" → "seq counts": fleet.GuardStore's counts
+//	{P}:leases     hash    lease name → "expiry-milliseconds holder"
 //	{P}:changed    channel a bare "changed" after every publish
 //
 // A publish is one Lua script (set the epoch if missing, INCR the version,
@@ -110,10 +112,10 @@ type Store struct {
 	retention time.Duration
 	health    time.Duration
 
-	kEpoch, kVersion, kRecords, kHB, kHBExpiry, channel string
+	kEpoch, kVersion, kRecords, kHB, kHBExpiry, kCounts, kLeases, channel string
 }
 
-var _ fleet.Store = (*Store)(nil)
+var _ fleet.GuardStore = (*Store)(nil)
 
 // New returns a Store that uses client, which stays the caller's to
 // configure (addresses, TLS, ACLs, Sentinel, Cluster) and to close. A nil
@@ -134,13 +136,14 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	ns := "{" + s.prefix + "}:"
 	s.kEpoch, s.kVersion, s.kRecords = ns+"epoch", ns+"version", ns+"records"
 	s.kHB, s.kHBExpiry, s.channel = ns+"hb", ns+"hb:expiry", ns+"changed"
+	s.kCounts, s.kLeases = ns+"counts", ns+"leases"
 	return s, nil
 }
 
 // Keys returns the keys the store uses, in the order of the Store
 // documentation, and its channel last.
 func (s *Store) Keys() []string {
-	return []string{s.kEpoch, s.kVersion, s.kRecords, s.kHB, s.kHBExpiry, s.channel}
+	return []string{s.kEpoch, s.kVersion, s.kRecords, s.kHB, s.kHBExpiry, s.kCounts, s.kLeases, s.channel}
 }
 
 var publishScript = redis.NewScript(`
@@ -286,6 +289,69 @@ func (s *Store) Heartbeats(ctx context.Context) ([]fleet.Heartbeat, error) {
 		return nil, fmt.Errorf("redisfleet: heartbeats: %w", err)
 	}
 	return parseHeartbeats(res)
+}
+
+var putCountsScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local seq = tonumber(string.match(cur, '^(%d+) '))
+  if seq and seq >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+return 1
+`)
+
+// PutCounts implements fleet.GuardStore: one script compares the sequence
+// and writes.
+func (s *Store) PutCounts(ctx context.Context, name, id string, seq uint64, value []byte) error {
+	err := putCountsScript.Run(ctx, s.c, []string{s.kCounts}, name+" "+id, strconv.FormatUint(seq, 10), value).Err()
+	if err != nil {
+		return fmt.Errorf("redisfleet: put counts: %w", err)
+	}
+	return nil
+}
+
+// Counts implements fleet.GuardStore.
+func (s *Store) Counts(ctx context.Context, name string) (map[string][]byte, error) {
+	all, err := s.c.HGetAll(ctx, s.kCounts).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisfleet: counts: %w", err)
+	}
+	out := make(map[string][]byte)
+	for field, v := range all {
+		gate, id, ok := strings.Cut(field, " ")
+		if !ok || gate != name {
+			continue
+		}
+		_, value, ok := strings.Cut(v, " ")
+		if !ok {
+			return nil, fmt.Errorf("%w: counts %q", ErrMalformed, field)
+		}
+		out[id] = []byte(value)
+	}
+	return out, nil
+}
+
+var leaseScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local exp, holder = string.match(cur, '^(%d+) (.*)$')
+  if holder ~= ARGV[2] and tonumber(exp) > now then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], (now + tonumber(ARGV[3])) .. ' ' .. ARGV[2])
+return 1
+`)
+
+// Lease implements fleet.GuardStore: one script compares the holder and
+// the expiry, by the server's clock, and sets them.
+func (s *Store) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	n, err := leaseScript.Run(ctx, s.c, []string{s.kLeases}, name, holder, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("redisfleet: lease: %w", err)
+	}
+	return n == 1, nil
 }
 
 // parseHead decodes {epoch or nil, version or nil}.
