@@ -95,6 +95,8 @@ func WithGuardLogger(l *slog.Logger) GuardOption {
 // the numbers in the reason. While the store cannot be reached, the guard
 // judges its own instance's counts (from the outage on) and kills the gate
 // on this instance only, and says so (GuardStatus.Mode, one log line).
+// Give the gate no rollout.WithGuard of its own. The zero value is not
+// usable: use NewGuard.
 type Guard struct {
 	store GuardStore
 	gate  *rollout.Gate
@@ -118,7 +120,7 @@ type Guard struct {
 	st GuardStatus
 }
 
-// GuardStatus is a snapshot of a Guard.
+// GuardStatus is a snapshot of a Guard. The zero value reports nothing.
 type GuardStatus struct {
 	// Mode is ModeFleet or ModeLocal; StoreError is the last store error
 	// while local.

@@ -80,7 +80,8 @@ func (t *GuardTest) Window() int64 { return t.cfg.window }
 // look.
 func (t *GuardTest) MinSamples() int64 { return t.cfg.minSamples }
 
-// Look is the result of one look of a GuardTest.
+// Look is the result of one look of a GuardTest. The zero value is a look
+// that did not trip.
 type Look struct {
 	// Trip reports that the new arm is worse; Reason states the numbers,
 	// as a guard's kill does.
