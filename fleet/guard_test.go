@@ -212,3 +212,45 @@ func TestNewGuardErrors(t *testing.T) {
 		t.Errorf("nil option and logger: %v", err)
 	}
 }
+
+// A partition during batching: the counts written after it are the
+// instance's cumulative counts, so the pooled counts lose nothing and count
+// nothing twice; an old or repeated sequence changes nothing.
+func TestGuardCountsSurvivePartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := fleet.NewMemoryStore()
+		faulty := newFaulty(mem)
+		tr := &traffic{}
+		n := newGuardedNode(t, faulty, "i0", tr)
+		time.Sleep(3*time.Second + time.Millisecond)
+		faulty.partition()
+		time.Sleep(5 * time.Second)
+		faulty.heal()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		st := n.g.Status()
+		tr.mu.Lock()
+		want := tr.c
+		tr.mu.Unlock()
+		if !st.Holder || st.Instances != 1 || st.Counts != want {
+			t.Errorf("status %+v, want holder of 1 instance with counts %+v", st, want)
+		}
+	})
+	ctx := t.Context()
+	mem := fleet.NewMemoryStore()
+	for _, w := range []struct {
+		seq   uint64
+		value string
+	}{{2, "two"}, {1, "one"}, {2, "again"}} {
+		_ = mem.PutCounts(ctx, "g", "i0", w.seq, []byte(w.value))
+	}
+	if got, _ := mem.Counts(ctx, "g"); len(got) != 1 || string(got["i0"]) != "two" {
+		t.Errorf("Counts = %q", got)
+	}
+	if ok, _ := mem.Lease(ctx, "l", "a", time.Minute); !ok {
+		t.Error("free lease not taken")
+	}
+	if ok, _ := mem.Lease(ctx, "l", "b", time.Minute); ok {
+		t.Error("live lease taken by another holder")
+	}
+}
