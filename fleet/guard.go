@@ -227,6 +227,9 @@ func (gd *Guard) step(ctx context.Context) {
 // stateID is the id under which the lease holder keeps the test's state.
 const stateID = "~guard"
 
+// fleetStep sends the instance's counts and, if it holds the lease, judges
+// the pooled counts and acts on the verdict. An error means the store could
+// not be reached.
 func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool) error {
 	name := gd.gate.Name()
 	gd.seq++
@@ -325,6 +328,7 @@ func (j *verdictState) reset(cur rollout.Counts) {
 	*j = verdictState{test: j.test, Seq: j.Seq, Base: cur, LookBase: cur, Due: j.test.CheckEvery()}
 }
 
+// windowBase is the counts at the start of the window.
 func (j *verdictState) windowBase() rollout.Counts {
 	if int64(len(j.Snaps)) == j.test.Window()/j.test.CheckEvery() {
 		return j.Snaps[0]
@@ -332,6 +336,7 @@ func (j *verdictState) windowBase() rollout.Counts {
 	return j.Base
 }
 
+// changed reports whether the state moved since b, so must be stored.
 func (j *verdictState) changed(b verdictState) bool {
 	return j.Due != b.Due || j.Looks != b.Looks || j.Tripped != b.Tripped || j.Paused != b.Paused || j.Base != b.Base
 }
