@@ -294,6 +294,27 @@ func BenchmarkShed(b *testing.B) {
 	b.Run("adaptive", func(b *testing.B) {
 		runBench(b, edge.Shed(edge.WithAdaptiveLimit(edge.WithLimitBounds(256, 1000)), quiet)(noop), r)
 	})
+	// A refusal: the only slot is held by a request that waits until the end.
+	refused := func(b *testing.B, opt edge.ShedOption) {
+		hold, held := make(chan struct{}), make(chan struct{})
+		h := edge.Shed(opt, quiet)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hold" {
+				close(held)
+				<-hold
+			}
+		}))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(&nopWriter{h: http.Header{}}, httptest.NewRequest("GET", "/hold", nil))
+		}()
+		<-held
+		runBench(b, h, r)
+		close(hold)
+		<-done
+	}
+	b.Run("static-refused", func(b *testing.B) { refused(b, edge.WithMaxInFlight(1)) })
+	b.Run("adaptive-refused", func(b *testing.B) { refused(b, edge.WithAdaptiveLimit()) })
 }
 
 // TestShedAdmittedAllocs: admitting a request through either limit
