@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"math"
@@ -99,6 +100,9 @@ type Gate struct {
 	held      string // reason of the last veto of the current step
 	gen       uint64 // bumped by every change, so evaluate can detect races
 	vetoes    []promotionVeto
+	hist      []Event // the last HistorySize events, a ring from histNext once full
+	histNext  int
+	histSeq   uint64
 
 	// Path calls (run.go, path.go, guard.go).
 	stats *runStats
@@ -202,6 +206,7 @@ func New(name string, opts ...Option) (*Gate, error) {
 	}
 	g.obsOpts = telemetry.ObserveOpts(key)
 	g.stats = newRunStats(m, name)
+	g.recordLocked(c.now(), EventCreated, "", "") // g is not shared yet
 	// One instrument is shared by all gates of a meter, so each gate
 	// registers its own callback. telemetry.FloatGauge would pass it at
 	// creation, which the SDK ignores for every gate but the first on a
@@ -275,6 +280,7 @@ func (g *Gate) SetPercent(p float64) error {
 
 // setUnits is SetPercent with a validated percent; source says who set it.
 func (g *Gate) setUnits(u uint32, source string) {
+	now := g.now()
 	g.mu.Lock()
 	old := g.units
 	stopped := g.scheduled
@@ -284,6 +290,7 @@ func (g *Gate) setUnits(u uint32, source string) {
 	g.gen++
 	g.armLocked()
 	g.storeLocked()
+	g.recordLocked(now, EventPercent, source, "")
 	g.mu.Unlock()
 	attrs := []any{attrKey, g.name, "percent", unitsPercent(u), "previous", unitsPercent(old), "source", source}
 	if stopped {
@@ -313,6 +320,7 @@ func (g *Gate) kill(source, reason string) bool {
 	g.gen++
 	g.armLocked()
 	g.storeLocked()
+	g.recordLocked(now, EventKill, source, reason)
 	g.mu.Unlock()
 	g.kills.Add(context.Background(), 1, g.killOpts[source]...)
 	g.log.Warn("rollout: gate killed", attrKey, g.name, attrReason, reason, "source", source)
@@ -343,6 +351,7 @@ func (g *Gate) resume(source string) bool {
 	}
 	g.armLocked()
 	g.storeLocked()
+	g.recordLocked(now, EventResume, cmp.Or(source, KilledByCall), "")
 	p := unitsPercent(g.units)
 	g.mu.Unlock()
 	g.log.Info("rollout: gate resumed", attrKey, g.name, "percent", p)
@@ -429,6 +438,7 @@ func (g *Gate) evaluate(now time.Time) {
 	g.gen++
 	g.armLocked()
 	g.storeLocked()
+	g.recordLocked(now, EventStep, SourceSchedule, "")
 	g.mu.Unlock()
 	g.log.Info("rollout: schedule promoted", attrKey, g.name, "step", next,
 		"percent", unitsPercent(g.schedule[next].units), "previous", unitsPercent(from))
