@@ -104,6 +104,8 @@ type Gate struct {
 	histNext  int
 	histSeq   uint64
 
+	failures failureRing // the new arm's last failures, for Exposure
+
 	// Path calls (run.go, path.go, guard.go).
 	stats *runStats
 	guard *guard // set by WithGuard's onBuild; nil without a guard

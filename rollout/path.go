@@ -123,12 +123,17 @@ func NewPath[In, Out any](g *Gate, arms Arms[In, Out]) (*Path[In, Out], error) {
 //
 // Without Timeout, Run reads no clock, takes no lock and allocates nothing:
 // its cost over calling the arm is Enabled and one atomic add, plus one on
-// calls of New when the gate has a guard.
+// calls of New when the gate has a guard. A failure of New also reads the
+// clock and takes a lock once, to keep the key among the samples of
+// Gate.Exposure.
 func (p *Path[In, Out]) Run(ctx context.Context, key string, in In) (Out, error) {
 	g := p.g
 	if g.Enabled(key) {
 		v, o, err := p.call(ctx, armNew, p.arms.New, in, p.arms.Validate, p.arms.Timeout)
 		g.record(armNew, o, false, 1)
+		if o != outOK {
+			g.failed(key, o, false)
+		}
 		if o == outOK || !p.arms.Fallback {
 			return v, err
 		}
@@ -190,6 +195,9 @@ func (p *Path[In, Out]) shadow(ctx context.Context, key string, in In, old Out, 
 	v, o, _ := p.call(ctx, armNew, p.arms.New, in, p.arms.Validate, p.shadowTimeout)
 	mismatch := o == outOK && oldOK && !p.same(old, v)
 	g.record(armNew, o, mismatch, 1)
+	if o != outOK || mismatch {
+		g.failed(key, o, mismatch)
+	}
 	if mismatch {
 		_ = g.budget.HandleKey(ctx, g.mismatchKey, slog.LevelWarn, func() slog.Record {
 			r := slog.NewRecord(time.Now(), slog.LevelWarn, msgMismatch, 0)
