@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // maxAdminBody bounds the body of an admin request.
@@ -21,6 +22,10 @@ const maxAdminBody = 64 << 10
 //	POST /{name}/kill    kill; optional body {"reason": "..."}
 //	POST /{name}/resume  resume
 //	POST /{name}/percent set the percent; body {"percent": 12.5}
+//	GET  /{name}/history  the gate's History, as {"gate": name, "events": [...]}
+//	GET  /{name}/exposure the gate's Exposure report; query from and to,
+//	                      RFC 3339 times (from defaults to the zero time,
+//	                      to to now by the registry's clock)
 //
 // A body is one JSON object with only the fields shown, each spelled
 // exactly and given once. A POST answers with the gate's new Status. An
@@ -43,6 +48,8 @@ func Handler(reg *Registry, authorize func(*http.Request) bool) http.Handler {
 	mux.HandleFunc("POST /{name}/kill", a.kill)
 	mux.HandleFunc("POST /{name}/resume", a.resume)
 	mux.HandleFunc("POST /{name}/percent", a.percent)
+	mux.HandleFunc("GET /{name}/history", a.history)
+	mux.HandleFunc("GET /{name}/exposure", a.exposure)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !authorize(r) {
 			writeError(w, http.StatusForbidden, "rollout: forbidden")
@@ -140,6 +147,44 @@ func (a *admin) percent(w http.ResponseWriter, r *http.Request) {
 	}
 	a.audit(r, g, "percent", *body.Percent)
 	writeJSON(w, http.StatusOK, g.Status())
+}
+
+func (a *admin) history(w http.ResponseWriter, r *http.Request) {
+	if g, ok := a.gate(w, r); ok {
+		writeJSON(w, http.StatusOK, struct {
+			Gate   string  `json:"gate"`
+			Events []Event `json:"events"`
+		}{g.name, g.History()})
+	}
+}
+
+func (a *admin) exposure(w http.ResponseWriter, r *http.Request) {
+	g, ok := a.gate(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	from, to := time.Time{}, a.reg.now()
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("rollout: %s=%q: want an RFC 3339 time", p.name, v))
+			return
+		}
+		*p.t = t
+	}
+	if to.Before(from) {
+		writeError(w, http.StatusBadRequest, "rollout: to is before from")
+		return
+	}
+	writeJSON(w, http.StatusOK, g.Exposure(from, to))
 }
 
 // audit logs an admin action, through the registry's log budget.

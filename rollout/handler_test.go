@@ -1,13 +1,16 @@
 package rollout_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/blastradius/blastradius/internal/fakeclock"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -52,6 +55,17 @@ func TestHandler(t *testing.T) {
 		{"DELETE gate", "DELETE", "/search-v3", "", false, 405, ``},
 		{"POST list", "POST", "/", "", false, 405, ``},
 		{"PUT percent", "PUT", "/search-v3/percent", `{"percent":1}`, false, 405, ``},
+		{"history", "GET", "/search-v3/history", "", false, 200, `"kind":"created"`},
+		{"denied history", "GET", "/search-v3/history", "", true, 403, `forbidden`},
+		{"unknown gate history", "GET", "/nope/history", "", false, 404, `unknown gate`},
+		{"POST history", "POST", "/search-v3/history", "", false, 405, ``},
+		{"exposure", "GET", "/search-v3/exposure", "", false, 200, `"gate":"search-v3"`},
+		{"exposure range", "GET", "/search-v3/exposure?from=2026-11-22T09:00:00Z&to=2026-11-22T10:00:00.5%2B01:00", "", false, 200, `"from":"2026-11-22T09:00:00Z"`},
+		{"denied exposure", "GET", "/search-v3/exposure", "", true, 403, `forbidden`},
+		{"exposure bad from", "GET", "/search-v3/exposure?from=yesterday", "", false, 400, `from=\"yesterday\": want an RFC 3339 time`},
+		{"exposure bad to", "GET", "/search-v3/exposure?to=2026-11-22", "", false, 400, `to=`},
+		{"exposure reversed", "GET", "/search-v3/exposure?from=2026-11-22T10:00:00Z&to=2026-11-22T09:00:00Z", "", false, 400, `to is before from`},
+		{"unknown gate exposure", "GET", "/nope/exposure", "", false, 404, `unknown gate`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := newTestRegistry(t)
@@ -152,5 +166,55 @@ func TestHandlerMounted(t *testing.T) {
 	mux.ServeHTTP(rec, req)
 	if rec.Code != 200 || !status(t, reg, "search-v3").Killed {
 		t.Fatalf("mounted kill: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// The history and exposure routes report what Gate.History and
+// Gate.Exposure do.
+func TestHandlerHistoryExposure(t *testing.T) {
+	clk := fakeclock.New()
+	t0 := clk.Now()
+	reg, _ := rollout.NewRegistry(rollout.WithClock(clk.Now))
+	g, _ := rollout.New("orders-v2", rollout.WithClock(clk.Now), rollout.WithPercent(100))
+	if err := reg.Register(g); err != nil {
+		t.Fatal(err)
+	}
+	p := path(t, g, orderArms)
+	_, _ = p.Run(context.Background(), "order-7", "order-7")
+	clk.Advance(time.Minute)
+	g.Kill("INC-14")
+	clk.Advance(time.Minute)
+	srv := httptest.NewServer(rollout.Handler(reg, authorize))
+	defer srv.Close()
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", adminToken)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var h struct {
+		Gate   string          `json:"gate"`
+		Events []rollout.Event `json:"events"`
+	}
+	get("/orders-v2/history", &h)
+	if h.Gate != "orders-v2" || len(h.Events) != 2 || h.Events[1].Kind != rollout.EventKill || h.Events[1].Reason != "INC-14" ||
+		!h.Events[1].At.Equal(t0.Add(time.Minute)) {
+		t.Errorf("history = %+v", h)
+	}
+	var rep rollout.Report
+	get("/orders-v2/exposure?from="+t0.Format(time.RFC3339), &rep)
+	if !rep.From.Equal(t0) || !rep.To.Equal(clk.Now()) || len(rep.Windows) != 2 || rep.Windows[0].New.Invalid != 1 ||
+		len(rep.Failures) != 1 || rep.Failures[0].Key != "order-7" || rep.Failures[0].Outcome != rollout.OutcomeInvalid {
+		t.Errorf("exposure = %+v", rep)
 	}
 }
