@@ -56,7 +56,23 @@
 // per-gate settings only if every entry in it is valid, keeps the last good
 // config otherwise, and reports a hash of what it applied, which a fleet
 // can compare; Watch reloads a file. Handler serves the admin API (status,
-// kill, resume, percent) behind an authorize func.
+// kill, resume, percent, history, exposure) behind an authorize func.
+//
+// # Who was affected
+//
+// Every gate keeps its history (Gate.History): its creation and each change
+// of percent, schedule step, kill (with its source: a call, the config or
+// the guard's verdict, and its reason) and resume, with its time by the
+// gate's clock; the last HistorySize (256) events. Since routing depends
+// only on the salt, the key and the percent, Gate.WasEnabled(key, at)
+// answers from the history and Bucket alone whether a key went through the
+// new path at a given moment, for any key, seen or not. Gate.Exposure(from,
+// to) reports the windows in which the gate held each state, the new arm's
+// outcomes in each, and the keys of its last MaxFailureSamples (100)
+// failures, with their outcome and time. Nothing of this costs Enabled or a
+// successful call anything: the history records changes, each with a
+// snapshot of the call counters, and only a failed call of the new arm
+// reads the clock to be sampled.
 //
 // # Configuration and logs
 //
