@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,5 +174,47 @@ func TestExposurePartialHistory(t *testing.T) {
 	}
 	if rep := g.Exposure(t0, clk.Now()); !rep.Partial || len(rep.Windows) != rollout.HistorySize {
 		t.Errorf("partial = %v, %d windows", rep.Partial, len(rep.Windows))
+	}
+}
+
+// Calls, changes and reports at once: no race, and the windows' counts add
+// up to the gate's, none lost or counted twice.
+func TestExposureConcurrent(t *testing.T) {
+	clk := fakeclock.New()
+	g, _ := rollout.New("orders-v2", rollout.WithClock(clk.Now), rollout.WithPercent(50))
+	p := path(t, g, orderArms)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				k := fmt.Sprint("order-", w, "-", i)
+				_, _ = p.Run(context.Background(), k, k)
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 200 {
+			clk.Advance(time.Millisecond)
+			switch i % 3 {
+			case 0:
+				g.Kill("flap")
+			case 1:
+				g.Resume()
+			case 2:
+				_ = g.SetPercent(float64(i % 100))
+			}
+			_ = g.Exposure(time.Time{}, clk.Now())
+			_ = g.History()
+			_ = g.WasEnabled("order-1", clk.Now())
+		}
+	})
+	wg.Wait()
+	rep := g.Exposure(time.Time{}, clk.Now())
+	var total int64
+	for _, w := range rep.Windows {
+		total += w.New.OK + w.New.Error + w.New.Invalid
+	}
+	if total != g.Counts().New.Calls {
+		t.Errorf("windows count %d calls of the new arm, the gate %d", total, g.Counts().New.Calls)
 	}
 }

@@ -131,10 +131,11 @@ func (p *Path[In, Out]) Run(ctx context.Context, key string, in In) (Out, error)
 	if g.Enabled(key) {
 		v, o, err := p.call(ctx, armNew, p.arms.New, in, p.arms.Validate, p.arms.Timeout)
 		g.record(armNew, o, false, 1)
-		if o != outOK {
-			g.failed(key, o, false)
+		if o == outOK {
+			return v, err
 		}
-		if o == outOK || !p.arms.Fallback {
+		g.failed(key, o, false)
+		if !p.arms.Fallback {
 			return v, err
 		}
 	}
