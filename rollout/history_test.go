@@ -215,3 +215,21 @@ func TestWasEnabledReplaysHistory(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWasEnabled prices naming affected keys after the fact, on a
+// full history.
+func BenchmarkWasEnabled(b *testing.B) {
+	clk := fakeclock.New()
+	t0 := clk.Now()
+	g, _ := rollout.New("orders-v2", rollout.WithClock(clk.Now))
+	for i := range rollout.HistorySize {
+		clk.Advance(time.Second)
+		_ = g.SetPercent(float64(i%100 + 1))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		sink = g.WasEnabled(benchKeys[i&1023], t0.Add(time.Duration(i%300)*time.Second))
+		i++
+	}
+}
