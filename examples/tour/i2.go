@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"time"
 
@@ -68,16 +67,7 @@ func i2Replay(ctx context.Context, mode string, guard bool) (i2Result, error) {
 	if err != nil {
 		return i2Result{}, err
 	}
-	lookup, err := rollout.NewPath(gate, rollout.Arms[string, *i2Account]{
-		Old: i2Old,
-		New: i2New,
-		Validate: func(a *i2Account) error {
-			if a == nil {
-				return errors.New("nil account")
-			}
-			return nil
-		},
-	})
+	lookup, err := rollout.NewPath(gate, i2Arms())
 	if err != nil {
 		return i2Result{}, err
 	}
@@ -142,5 +132,6 @@ func runI2(ctx context.Context, cfg config) ([]figure, error) {
 	if run.reason != "" {
 		*cfg.notes = append(*cfg.notes, "I2: the guard's kill reason: "+run.reason)
 	}
-	return figs, nil
+	fleetFigs, err := runI2Fleet(ctx, cfg)
+	return append(figs, fleetFigs...), err
 }

@@ -39,7 +39,7 @@ type config struct {
 	// notes collects details printed under the table, such as the guard's
 	// kill reason.
 	notes *[]string
-	// redis is the address of the Redis that I5's fleet syncs through;
+	// redis is the address of the Redis that the fleets of I2 and I5 sync through;
 	// empty means the in-memory store.
 	redis string
 }
@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	only := fs.String("only", "", "run only this incident (I1..I5)")
 	asJSON := fs.Bool("json", false, "write the figures as JSON instead of a table")
 	sabotage := fs.String("sabotage", "", "break the \"with\" arm of this incident on purpose (for tests)")
-	redisAddr := fs.String("redis", "", "run I5's fleet on the Redis at this address (host:port) instead of the in-memory store")
+	redisAddr := fs.String("redis", "", "run the fleets of I2 and I5 on the Redis at this address (host:port) instead of the in-memory store")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -87,7 +87,13 @@ func TestUnknownIncident(t *testing.T) {
 // i5Figures runs I5 with args and returns its figures by name.
 func i5Figures(t *testing.T, args ...string) map[string]figure {
 	t.Helper()
-	code, out := tour(t, append([]string{"-only", "I5", "-json"}, args...)...)
+	return figures(t, "I5", args...)
+}
+
+// figures runs incident id with args and returns its figures by name.
+func figures(t *testing.T, id string, args ...string) map[string]figure {
+	t.Helper()
+	code, out := tour(t, append([]string{"-only", id, "-json"}, args...)...)
 	var doc struct {
 		Figures []figure `json:"figures"`
 		Pass    bool     `json:"pass"`
@@ -160,6 +166,71 @@ func TestI5Redis(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	checkI5Notes(t, out, "Redis "+addr)
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	if n, err := client.DBSize(t.Context()).Result(); err != nil || n != 0 {
+		t.Errorf("%d keys left in Redis (err %v), want none", n, err)
+	}
+}
+
+// checkI2Fleet checks the fleet figures of I2: the fleet guard's kill
+// stopped all 8 instances within the bound, after about as many calls as
+// one instance's guard needs on all the traffic.
+func checkI2Fleet(t *testing.T, figs map[string]figure) {
+	t.Helper()
+	if f := figs["instances stopped by the fleet guard"]; f.With != i2Instances || !f.Pass {
+		t.Errorf("instances stopped = %+v, want with %d", f, i2Instances)
+	}
+	if f := figs[i2ReachFigure]; !f.Pass || f.With <= 0 || f.With > float64(i2Bound.Milliseconds()) {
+		t.Errorf("kill reach = %+v, want in (0, %d] ms", f, i2Bound.Milliseconds())
+	}
+	one, err := i2OneInstanceCalls(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := figs["calls to the kill (fleet of 8)"]; !f.Pass || f.With < 0.8*float64(one) || f.With > 1.2*float64(one) {
+		t.Errorf("calls to the kill = %+v, want within 20%% of one instance's %d", f, one)
+	}
+	if f := figs["users who got a nil account (fleet of 8)"]; !f.Pass || f.With == 0 || f.With >= f.Without {
+		t.Errorf("nil accounts = %+v, want some, fewer than without", f)
+	}
+}
+
+// checkI2Notes checks that the table gives the fleet guard's reason and
+// the store the fleet ran on.
+func checkI2Notes(t *testing.T, out, store string) {
+	t.Helper()
+	for _, want := range []string{
+		"I2: fleet of 8 on " + store,
+		"the fleet guard's kill reason: fleet guard: new ",
+		"pooled from 8 instances",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestI2Fleet runs I2's fleet on the in-memory store.
+func TestI2Fleet(t *testing.T) {
+	checkI2Fleet(t, figures(t, "I2"))
+	if code, out := tour(t, "-only", "I2"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	} else {
+		checkI2Notes(t, out, "the in-memory store")
+	}
+}
+
+// TestI2Redis runs I2's fleet on a real redis-server and checks that the
+// run deleted its keys.
+func TestI2Redis(t *testing.T) {
+	addr := startRedis(t)
+	checkI2Fleet(t, figures(t, "I2", "-redis", addr))
+	code, out := tour(t, "-only", "I2", "-redis", addr)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	checkI2Notes(t, out, "Redis "+addr)
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	defer client.Close()
 	if n, err := client.DBSize(t.Context()).Result(); err != nil || n != 0 {

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/rollout"
+)
+
+// I2 as a fleet: the same bad lookup on 8 instances, each serving 1/8 of
+// the traffic at a fixed 5%, in real time. Each instance's gate has no guard
+// of its own; a fleet.Guard per instance sends its counts to the shared
+// store every batch, the instance that holds the lease judges the pooled
+// counts, and its kill reaches every instance through its Syncer.
+
+const (
+	i2Instances = 8
+	i2Percent   = 5
+	i2Batch     = 20 * time.Millisecond // the guards' batch interval
+	i2PerTick   = 3                     // calls per instance per millisecond: 24,000 calls/s
+	i2MaxCalls  = 48_000                // two seconds of traffic if nothing kills the gate
+	i2Bound     = time.Second           // the kill must reach all 8 within this
+)
+
+// i2Member is one instance of the fleet.
+type i2Member struct {
+	gate   *rollout.Gate
+	lookup *rollout.Path[string, *i2Account]
+	s      *fleet.Syncer
+	g      *fleet.Guard
+}
+
+func i2NewMember(store fleet.GuardStore, id string) (*i2Member, error) {
+	reg, err := quietRegistry()
+	if err != nil {
+		return nil, err
+	}
+	m := &i2Member{}
+	if m.gate, err = rollout.New("account-lookup-v2", rollout.WithPercent(i2Percent), quietGate); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(m.gate); err != nil {
+		return nil, err
+	}
+	m.lookup, err = rollout.NewPath(m.gate, i2Arms())
+	if err != nil {
+		return nil, err
+	}
+	if m.s, err = fleet.New(store, reg, fleet.WithInstanceID(id), fleet.WithLogger(quietLog)); err != nil {
+		return nil, err
+	}
+	m.g, err = fleet.NewGuard(store, m.gate, fleet.WithGuardInstanceID(id),
+		fleet.WithBatchInterval(i2Batch), fleet.WithGuardLogger(quietLog))
+	return m, err
+}
+
+// i2ReachFigure names the figure of the kill's reach.
+const i2ReachFigure = "time for the kill to reach all 8 (without: no kill)"
+
+// i2FleetResult is what the fleet run measured.
+type i2FleetResult struct {
+	calls, bad int           // calls served until the first instance saw the kill, and nil accounts among them
+	stopped    int           // instances whose gate is killed at the end
+	reach      time.Duration // from the kill's publish to the last instance's kill
+	reason     string
+}
+
+// i2Fleet runs the fleet on store; every Syncer and Guard has stopped when
+// it returns. Without guard, no Guard runs.
+func i2Fleet(ctx context.Context, store fleet.GuardStore, guard bool) (i2FleetResult, error) {
+	var r i2FleetResult
+	rctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	members := make([]*i2Member, i2Instances)
+	for i := range members {
+		m, err := i2NewMember(store, "i"+strconv.Itoa(i))
+		if err != nil {
+			return r, err
+		}
+		members[i] = m
+		wg.Go(func() { _ = m.s.Run(rctx) })
+		if guard {
+			wg.Go(func() { _ = m.g.Run(rctx) })
+		}
+	}
+	for _, m := range members {
+		select {
+		case <-m.s.Ready():
+		case <-time.After(5 * time.Second):
+			return r, errors.New("an instance did not sync within 5s")
+		}
+	}
+	killed := func() (n int) {
+		for _, m := range members {
+			if m.gate.Status().Killed {
+				n++
+			}
+		}
+		return n
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for r.calls < i2MaxCalls && killed() == 0 {
+		for range i2PerTick {
+			for _, m := range members { // each instance gets 1/8 of the traffic
+				user := "user-" + strconv.Itoa(r.calls*7919%10_000_000)
+				if a, err := m.lookup.Run(ctx, user, user); a == nil || err != nil {
+					r.bad++
+				}
+				r.calls++
+			}
+		}
+		<-tick.C
+	}
+	for deadline := time.Now().Add(2 * i2Bound); killed() > 0 && killed() < i2Instances && time.Now().Before(deadline); {
+		<-tick.C
+	}
+	r.stopped = killed()
+	if r.stopped == 0 {
+		return r, nil
+	}
+	var first, last time.Time
+	for _, m := range members {
+		st := m.gate.Status()
+		if !st.Killed {
+			continue
+		}
+		if first.IsZero() || st.KilledAt.Before(first) {
+			first = st.KilledAt
+		}
+		if st.KilledAt.After(last) {
+			last = st.KilledAt
+		}
+		if r.reason == "" {
+			r.reason = st.Reason
+		}
+	}
+	// The kill's record carries the store's time of the publish; an
+	// in-memory store may not, then the first instance's kill is the start.
+	snap, err := store.Read(ctx)
+	if err != nil {
+		return r, err
+	}
+	for _, rec := range snap.Records {
+		if rec.Key == "kill/account-lookup-v2" && !rec.Published.IsZero() && rec.Published.Before(first) {
+			first = rec.Published
+		}
+	}
+	r.reach = last.Sub(first)
+	return r, nil
+}
+
+// runI2Fleet runs I2 as a fleet of 8 on the store that cfg names.
+func runI2Fleet(ctx context.Context, cfg config) ([]figure, error) {
+	store, where, cleanup, err := fleetStore(ctx, cfg.redis)
+	if err != nil {
+		return nil, err
+	}
+	figs, err := i2FleetFigures(ctx, cfg, store, where)
+	return figs, errors.Join(err, cleanup())
+}
+
+func i2FleetFigures(ctx context.Context, cfg config, store fleet.Store, where string) ([]figure, error) {
+	gs, ok := store.(fleet.GuardStore)
+	if !ok {
+		return nil, fmt.Errorf("%s cannot hold a fleet guard", where)
+	}
+	r, err := i2Fleet(ctx, gs, cfg.sabotage != "I2")
+	if err != nil {
+		return nil, err
+	}
+	naive, err := i2NaiveBad()
+	if err != nil {
+		return nil, err
+	}
+	one, err := i2OneInstanceCalls(ctx)
+	if err != nil {
+		return nil, err
+	}
+	killed := r.stopped > 0
+	near := killed && float64(r.calls) >= 0.8*float64(one) && float64(r.calls) <= 1.2*float64(one)
+	figs := []figure{
+		{Name: "calls to the kill (fleet of 8)", Without: i2MaxCalls, With: float64(r.calls), Unit: "calls", Target: fmt.Sprintf("±20%% of %d", one), Pass: near},
+		{Name: "users who got a nil account (fleet of 8)", Without: float64(naive), With: float64(r.bad), Unit: "users", Target: "<= 50", Pass: killed && r.bad <= 50},
+		{Name: i2ReachFigure, Without: 0, With: float64(r.reach.Microseconds()) / 1000, Unit: "ms", Target: fmt.Sprintf("<= %d", i2Bound.Milliseconds()), Pass: r.stopped == i2Instances && r.reach <= i2Bound},
+		{Name: "instances stopped by the fleet guard", Without: 0, With: float64(r.stopped), Unit: "of 8", Target: "8", Pass: r.stopped == i2Instances},
+	}
+	if r.reason != "" {
+		*cfg.notes = append(*cfg.notes, fmt.Sprintf("I2: fleet of 8 on %s, the fleet guard's kill reason: %s", where, r.reason))
+	}
+	return figs, nil
+}
+
+// i2NaiveBad counts the nil accounts the fleet serves over i2MaxCalls
+// without a guard: the same keys, the same 5%.
+func i2NaiveBad() (bad int, err error) {
+	gate, err := rollout.New("account-lookup-v2", rollout.WithPercent(i2Percent), quietGate)
+	if err != nil {
+		return 0, err
+	}
+	for i := range i2MaxCalls {
+		user := "user-" + strconv.Itoa(i*7919%10_000_000)
+		if gate.Enabled(user) && rollout.Bucket("i2-null", user) < 30_000 {
+			bad++
+		}
+	}
+	return bad, nil
+}
+
+// i2OneInstanceCalls counts the calls until rollout's own guard kills the
+// gate of one instance that serves all the traffic: the figure the fleet
+// guard's pooled verdict should match.
+func i2OneInstanceCalls(ctx context.Context) (int, error) {
+	gate, err := rollout.New("account-lookup-v2", rollout.WithPercent(i2Percent), rollout.WithGuard(), quietGate)
+	if err != nil {
+		return 0, err
+	}
+	lookup, err := rollout.NewPath(gate, i2Arms())
+	if err != nil {
+		return 0, err
+	}
+	calls := 0
+	for ; calls < i2MaxCalls && !gate.Status().Killed; calls++ {
+		user := "user-" + strconv.Itoa(calls*7919%10_000_000)
+		_, _ = lookup.Run(ctx, user, user)
+	}
+	return calls, nil
+}
+
+// i2Arms are the lookup's arms, as in the single-gate replay.
+func i2Arms() rollout.Arms[string, *i2Account] {
+	return rollout.Arms[string, *i2Account]{
+		Old: i2Old,
+		New: i2New,
+		Validate: func(a *i2Account) error {
+			if a == nil {
+				return errors.New("nil account")
+			}
+			return nil
+		},
+	}
+}
