@@ -7,4 +7,5 @@
 //	go run ./examples/tour            # all incidents
 //	go run ./examples/tour -only I2   # one incident
 //	go run ./examples/tour -json      # machine-readable
+//	go run ./examples/tour -redis 127.0.0.1:6379   # the fleets of I2 and I5 on a real Redis
 package main

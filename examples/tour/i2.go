@@ -15,7 +15,8 @@ import (
 // 1% → 5% → 25% → 100% with one-hour holds, under a fake clock at a steady
 // 20 calls per second, for six simulated hours. Without blastradius nothing
 // watches the new path; with it, a guard compares the new arm with the old
-// one on the same traffic and kills the gate on its own.
+// one on the same traffic and kills the gate on its own. The same lookup then
+// runs on a fleet of 8 instances under one fleet guard (i2fleet.go).
 
 type i2Account struct{ ID, Plan string }
 

@@ -191,7 +191,7 @@ func i2FleetFigures(ctx context.Context, cfg config, store fleet.Store, where st
 	figs := []figure{
 		{Name: "calls to the kill (fleet of 8)", Without: i2MaxCalls, With: float64(r.calls), Unit: "calls", Target: fmt.Sprintf("±20%% of %d", one), Pass: near},
 		{Name: "users who got a nil account (fleet of 8)", Without: float64(naive), With: float64(r.bad), Unit: "users", Target: "<= 50", Pass: killed && r.bad <= 50},
-		{Name: i2ReachFigure, Without: 0, With: float64(r.reach.Microseconds()) / 1000, Unit: "ms", Target: fmt.Sprintf("<= %d", i2Bound.Milliseconds()), Pass: r.stopped == i2Instances && r.reach <= i2Bound},
+		{Name: i2ReachFigure, Without: 0, With: r.reach.Seconds(), Unit: "s", Target: fmt.Sprintf("<= %v", i2Bound.Seconds()), Pass: r.stopped == i2Instances && r.reach <= i2Bound},
 		{Name: "instances stopped by the fleet guard", Without: 0, With: float64(r.stopped), Unit: "of 8", Target: "8", Pass: r.stopped == i2Instances},
 	}
 	if r.reason != "" {
