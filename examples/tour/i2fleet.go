@@ -22,8 +22,8 @@ const (
 	i2Instances = 8
 	i2Percent   = 5
 	i2Batch     = 20 * time.Millisecond // the guards' batch interval
-	i2PerTick   = 3                     // calls per instance per millisecond: 24,000 calls/s
-	i2MaxCalls  = 48_000                // two seconds of traffic if nothing kills the gate
+	i2PerTick   = 2                     // calls per instance per millisecond: 16,000 calls/s
+	i2MaxCalls  = 40_000                // 2.5 seconds of traffic if nothing kills the gate
 	i2Bound     = time.Second           // the kill must reach all 8 within this
 )
 
