@@ -188,8 +188,8 @@ func checkI2Fleet(t *testing.T, figs map[string]figure) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := figs["calls to the kill (fleet of 8)"]; !f.Pass || f.With < 0.8*float64(one) || f.With > 1.2*float64(one) {
-		t.Errorf("calls to the kill = %+v, want within 20%% of one instance's %d", f, one)
+	if f := figs["calls to the kill (fleet of 8)"]; !f.Pass || f.With < 0.8*float64(one) || f.With > 1.5*float64(one) {
+		t.Errorf("calls to the kill = %+v, want within -20%%..+50%% of one instance's %d", f, one)
 	}
 	if f := figs["users who got a nil account (fleet of 8)"]; !f.Pass || f.With == 0 || f.With >= f.Without {
 		t.Errorf("nil accounts = %+v, want some, fewer than without", f)
