@@ -149,6 +149,11 @@ func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard
 	if gate == nil {
 		return nil, fmt.Errorf("%w: nil gate", ErrInvalidConfig)
 	}
+	if _, own := gate.Guard(); own {
+		// Its own guard would judge this instance's share alone and kill on
+		// its own: N such guards multiply the fleet's false kills by N.
+		return nil, fmt.Errorf("%w: gate %q has its own guard (rollout.WithGuard): a gate judged by a fleet Guard takes none", ErrInvalidConfig, gate.Name())
+	}
 	c := guardConfig{interval: DefaultBatchInterval}
 	for _, o := range opts {
 		if o == nil {

@@ -191,6 +191,7 @@ func TestGuardFallsBackToLocal(t *testing.T) {
 func TestNewGuardErrors(t *testing.T) {
 	mem := fleet.NewMemoryStore()
 	gate, _ := rollout.New(guarded)
+	ownGuard, _ := rollout.New(guarded, rollout.WithGuard())
 	for _, tc := range []struct {
 		store fleet.GuardStore
 		gate  *rollout.Gate
@@ -199,6 +200,7 @@ func TestNewGuardErrors(t *testing.T) {
 	}{
 		{nil, gate, nil, "fleet: invalid config: nil store"},
 		{mem, nil, nil, "fleet: invalid config: nil gate"},
+		{mem, ownGuard, nil, `fleet: invalid config: gate "` + guarded + `" has its own guard (rollout.WithGuard)`},
 		{mem, gate, []fleet.GuardOption{fleet.WithGuardInstanceID("")}, `fleet: invalid config: WithGuardInstanceID(""): must be 1 to 256 bytes`},
 		{mem, gate, []fleet.GuardOption{fleet.WithBatchInterval(0)}, "fleet: invalid config: WithBatchInterval(0s): must be positive"},
 		{mem, gate, []fleet.GuardOption{fleet.WithTest(rollout.WithConfidence(2))}, "fleet: invalid config: WithTest: rollout: invalid config: WithConfidence(2)"},
