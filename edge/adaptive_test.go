@@ -313,39 +313,6 @@ func TestAdaptiveLimitWithQueue(t *testing.T) {
 	})
 }
 
-// TestAdaptiveLimitComposes: the rate limit answers first (429), the
-// adaptive limit next (it starts at 1: one request in flight, the rest 503
-// with Retry-After), and bypassed requests skip both.
-func TestAdaptiveLimitComposes(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		m := metrictest.New(t)
-		h := edge.Shed(
-			edge.WithRate(10, 10), edge.WithAdaptiveLimit(edge.WithRetryAfter(3*time.Second)),
-			edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
-			edge.WithMeterProvider(m), edge.WithLogger(slog.New(slog.DiscardHandler)),
-		)(sleeper(time.Second))
-		var api, health []*httptest.ResponseRecorder
-		var wg sync.WaitGroup
-		wg.Go(func() { api = burst(h, 20, "/api") })
-		wg.Go(func() { health = burst(h, 5, "/healthz") })
-		wg.Wait()
-		if c := codes(api); c[200] != 1 || c[503] != 9 || c[429] != 10 {
-			t.Errorf("api codes %v, want 1×200, 9×503, 10×429", c)
-		}
-		if c := codes(health); c[200] != 5 {
-			t.Errorf("health codes %v, want 5×200 (bypass)", c)
-		}
-		for _, r := range api {
-			if r.Code == 503 && r.Header().Get("Retry-After") != "3" {
-				t.Errorf("503 Retry-After %q, want 3", r.Header().Get("Retry-After"))
-			}
-		}
-		if a, b := m.Sum("blastradius.edge.shed", "reason", "rate"), m.Sum("blastradius.edge.shed", "reason", "concurrency"); a != 10 || b != 9 {
-			t.Errorf("shed rate %d, concurrency %d; want 10, 9", a, b)
-		}
-	})
-}
-
 // TestAdaptiveLimitCountsSlowRequests: the latency a window measures counts
 // every request that finished in it, also those admitted before it began,
 // so requests slower than a window are not left out: with one request in

@@ -122,34 +122,52 @@ func TestShedRate(t *testing.T) {
 	})
 }
 
+// TestShedRateAndConcurrencyWithBypass: the rate limit answers first
+// (429), the limit on requests in flight next (503 with Retry-After), and
+// bypassed requests skip both; with the static cap and with the adaptive
+// limit (which starts at 1 request in flight).
 func TestShedRateAndConcurrencyWithBypass(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		m := metrictest.New(t)
-		h := edge.Shed(
-			edge.WithRate(10, 10), edge.WithMaxInFlight(3),
-			edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
-			edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})),
-		)(sleeper(time.Second))
-		var api, health []*httptest.ResponseRecorder
-		var wg sync.WaitGroup
-		wg.Go(func() { api = burst(h, 20, "/api") })
-		wg.Go(func() { health = burst(h, 5, "/healthz") })
-		wg.Wait()
-		if c := codes(api); c[200] != 3 || c[503] != 7 || c[429] != 10 {
-			t.Errorf("api codes %v, want 3×200, 7×503, 10×429", c)
-		}
-		if c := codes(health); c[200] != 5 {
-			t.Errorf("health codes %v, want 5×200 (bypass)", c)
-		}
-		for _, r := range api {
-			if r.Code != 200 && r.Header().Get("Retry-After") == "" {
-				t.Errorf("%d without Retry-After", r.Code)
-			}
-		}
-		if a, b := m.Sum("blastradius.edge.shed", "reason", "rate"), m.Sum("blastradius.edge.shed", "reason", "concurrency"); a != 10 || b != 7 {
-			t.Errorf("shed rate %d, concurrency %d; want 10, 7", a, b)
-		}
-	})
+	for _, tc := range []struct {
+		name       string
+		limit      edge.ShedOption
+		ok         int
+		retryAfter string // of a 503; "" means any
+	}{
+		{"static cap 3", edge.WithMaxInFlight(3), 3, ""},
+		{"adaptive", edge.WithAdaptiveLimit(edge.WithRetryAfter(3 * time.Second)), 1, "3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := metrictest.New(t)
+				h := edge.Shed(
+					edge.WithRate(10, 10), tc.limit,
+					edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
+					edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})),
+				)(sleeper(time.Second))
+				var api, health []*httptest.ResponseRecorder
+				var wg sync.WaitGroup
+				wg.Go(func() { api = burst(h, 20, "/api") })
+				wg.Go(func() { health = burst(h, 5, "/healthz") })
+				wg.Wait()
+				shed := 10 - tc.ok
+				if c := codes(api); c[200] != tc.ok || c[503] != shed || c[429] != 10 {
+					t.Errorf("api codes %v, want %d×200, %d×503, 10×429", c, tc.ok, shed)
+				}
+				if c := codes(health); c[200] != 5 {
+					t.Errorf("health codes %v, want 5×200 (bypass)", c)
+				}
+				for _, r := range api {
+					got := r.Header().Get("Retry-After")
+					if r.Code != 200 && got == "" || r.Code == 503 && tc.retryAfter != "" && got != tc.retryAfter {
+						t.Errorf("%d with Retry-After %q, want %q", r.Code, got, tc.retryAfter)
+					}
+				}
+				if a, b := m.Sum("blastradius.edge.shed", "reason", "rate"), m.Sum("blastradius.edge.shed", "reason", "concurrency"); a != 10 || b != int64(shed) {
+					t.Errorf("shed rate %d, concurrency %d; want 10, %d", a, b, shed)
+				}
+			})
+		})
+	}
 }
 
 func TestShedQueueClientGone(t *testing.T) {
