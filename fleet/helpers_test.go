@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/fleet/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -41,19 +42,7 @@ func (n *node) gate(t *testing.T, name string) *rollout.Gate {
 // stops in Cleanup (inside the synctest bubble that called it).
 func newNode(t *testing.T, store fleet.Store, id string, gates []string, opts ...fleet.Option) *node {
 	t.Helper()
-	reg, err := rollout.NewRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range gates {
-		g, err := rollout.New(name, rollout.WithPercent(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := reg.Register(g); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reg := fleettest.Registry(t, gates)
 	return startNode(t, store, id, reg, opts...)
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/fleet/internal/fleettest"
 	"github.com/blastradius/blastradius/fleet/redisfleet/internal/redistest"
 	"github.com/blastradius/blastradius/rollout"
 )
@@ -155,7 +156,7 @@ func TestFlushAllNewEpoch(t *testing.T) {
 func TestRevertApplies(t *testing.T) {
 	srv := redistest.StartT(t)
 	p := newPublisher(t, srv.Addr)
-	n := startNode(t, srv.Addr, "i0", registry(t, gates))
+	n := startNode(t, srv.Addr, "i0", fleettest.Registry(t, gates))
 	a := []byte(`{"version":"a","gates":[{"name":"checkout-v2","percent":5}]}`)
 	b := []byte(`{"version":"b","gates":[{"name":"checkout-v2","percent":50}]}`)
 	var hashes []string
@@ -176,7 +177,7 @@ func TestRevertApplies(t *testing.T) {
 // search-v3, booted with its own stale document.
 func oldBuild(t *testing.T, addr string) *node {
 	t.Helper()
-	reg := registry(t, gates)
+	reg := fleettest.Registry(t, gates)
 	if _, err := reg.LoadConfig(strings.NewReader(`{"version":"v1","gates":[{"name":"checkout-v2","percent":3}]}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func TestKillWhileRefusingDocument(t *testing.T) {
 	srv := redistest.StartT(t)
 	p := newPublisher(t, srv.Addr)
 	old := oldBuild(t, srv.Addr)
-	cur := startNode(t, srv.Addr, "cur", registry(t, append(gates, "router-v4")))
+	cur := startNode(t, srv.Addr, "cur", fleettest.Registry(t, append(gates, "router-v4")))
 	doc := must(t)(p.PublishConfig(t.Context(), []byte(docV2)))
 	waitFor(t, 2*time.Second, "refusal", func() bool {
 		r := old.s.Status().Rejected

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/fleet/internal/fleettest"
 	"github.com/blastradius/blastradius/fleet/redisfleet"
 	"github.com/blastradius/blastradius/rollout"
 )
@@ -66,24 +67,6 @@ func (n *node) gate(t testing.TB, name string) *rollout.Gate {
 	return g
 }
 
-func registry(t testing.TB, gates []string) *rollout.Registry {
-	t.Helper()
-	reg, err := rollout.NewRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range gates {
-		g, err := rollout.New(name, rollout.WithPercent(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := reg.Register(g); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return reg
-}
-
 // startNode runs a Syncer for reg on its own client to addr; it stops in
 // Cleanup.
 func startNode(t testing.TB, addr, id string, reg *rollout.Registry, opts ...fleet.Option) *node {
@@ -123,7 +106,7 @@ func newFleet(t testing.TB, addr string, n int, gates []string) []*node {
 	t.Helper()
 	ns := make([]*node, n)
 	for i := range ns {
-		ns[i] = startNode(t, addr, fmt.Sprintf("i%d", i), registry(t, gates))
+		ns[i] = startNode(t, addr, fmt.Sprintf("i%d", i), fleettest.Registry(t, gates))
 	}
 	return ns
 }

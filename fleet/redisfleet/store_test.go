@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/fleet/internal/fleettest"
 	"github.com/blastradius/blastradius/fleet/redisfleet"
 	"github.com/blastradius/blastradius/fleet/redisfleet/internal/redistest"
 )
@@ -127,8 +128,8 @@ func TestKillReachesEightInstances(t *testing.T) {
 func TestPartitionKillAppliedAfterHeal(t *testing.T) {
 	srv := redistest.StartT(t)
 	proxy := redistest.NewProxyT(t, srv.Addr)
-	cut := startNode(t, proxy.Addr, "cut", registry(t, gates))
-	ok := startNode(t, srv.Addr, "ok", registry(t, gates))
+	cut := startNode(t, proxy.Addr, "cut", fleettest.Registry(t, gates))
+	ok := startNode(t, srv.Addr, "ok", fleettest.Registry(t, gates))
 	p := newPublisher(t, srv.Addr)
 
 	proxy.Cut()
@@ -151,7 +152,7 @@ func TestPartitionKillAppliedAfterHeal(t *testing.T) {
 // Two operators publish at once: no version is lost or given twice.
 func TestTwoOperatorsAtOnce(t *testing.T) {
 	srv := redistest.StartT(t)
-	n := startNode(t, srv.Addr, "i0", registry(t, gates))
+	n := startNode(t, srv.Addr, "i0", fleettest.Registry(t, gates))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	versions := map[uint64]int{}
