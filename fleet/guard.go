@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blastradius/blastradius/logbudget"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -75,7 +75,9 @@ func WithTest(opts ...rollout.GuardOption) GuardOption {
 	return guardOption(func(c *guardConfig) error { c.test = append(c.test, opts...); return nil })
 }
 
-// WithGuardLogger sets the logger. The default (and nil) is slog.Default().
+// WithGuardLogger sets the logger, nil meaning slog.Default(). Its records go
+// through the logger's log budget if its handler is a *logbudget.Handler,
+// otherwise through one of the guard's own (see package logbudget).
 func WithGuardLogger(l *slog.Logger) GuardOption {
 	return guardOption(func(c *guardConfig) error { c.logger = l; return nil })
 }
@@ -171,9 +173,15 @@ func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard
 		host, _ := os.Hostname()
 		c.id = defaultID(host)
 	}
+	// Transitions only, but a flapping store could make them many: through
+	// the logger's log budget, or one of the guard's own.
+	budget, err := logbudget.For(c.logger, logbudget.WithKeyAttr("reason"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	pub, _ := NewPublisher(store, WithActor("fleet-guard@"+c.id))
 	return &Guard{store: store, gate: gate, pub: pub, test: test, cfg: c, countsID: defaultID(c.id),
-		log: cmp.Or(c.logger, slog.Default()), counts: gate.Counts,
+		log: slog.New(budget), counts: gate.Counts,
 		st: GuardStatus{Mode: ModeFleet}}, nil
 }
 
