@@ -155,3 +155,34 @@ func TestGuardHolderDiesAnotherTakesOver(t *testing.T) {
 	}
 	t.Logf("took over after %d looks; kill: %s", looks, st.Reason)
 }
+
+// Redis hangs (SIGSTOP) under a guarded instance: the guard falls back to
+// its own counts and says so, still kills the gate locally when the new arm
+// turns bad, and judges the fleet again once Redis answers.
+func TestGuardFallsBackWhileRedisHangs(t *testing.T) {
+	srv := redistest.StartT(t)
+	n := newGuardedNode(t, srv.Addr, "i0")
+	waitFor(t, 10*time.Second, "the fleet guard's first look", func() bool {
+		st := n.g.Status()
+		return st.Mode == fleet.ModeFleet && st.Holder && st.Looks >= 1
+	})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the local fallback", func() bool {
+		st := n.g.Status()
+		return st.Mode == fleet.ModeLocal && st.StoreError != ""
+	})
+	if st := n.gate(t, "checkout-v2").Status(); st.Killed {
+		t.Fatalf("healthy rollout killed during the hang: %+v", st)
+	}
+	n.failEvery.Store(10)
+	waitFor(t, 15*time.Second, "the local kill", func() bool { return n.gate(t, "checkout-v2").Status().Killed })
+	if st := n.gate(t, "checkout-v2").Status(); !strings.Contains(st.Reason, "store unreachable, local verdict") {
+		t.Errorf("kill reason %q, want the local verdict", st.Reason)
+	}
+	if err := srv.Continue(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the fleet guard again", func() bool { return n.g.Status().Mode == fleet.ModeFleet })
+}
