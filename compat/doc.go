@@ -32,4 +32,26 @@
 // [OneOrMany] is a JSON value that accepts a single T or an array of T and
 // records which shape it saw, for a field that changed from an array to an
 // object (incident I3).
+//
+// # Details
+//
+// Input over the cap ([WithMaxSize], default 64 KiB) fails with
+// [ErrTooLarge] before any Match or Decode runs. A version whose Match
+// rejected the input is never tried. [Result].Fallback is true when the
+// winner has no Match or an earlier candidate failed. When nothing accepts
+// the input, Decode returns an [*Error] that matches [ErrUnrecognized],
+// lists each attempt, and unwraps to each attempt's own error, so a
+// verifier's "expired" sentinel still reaches edge.
+//
+// [Decoder.Stats] shows per-version counts and, for versions with a Sunset,
+// when the last one was seen: that tells you when you can delete the
+// parser. Verify copies the token first (one allocation), so a version that
+// writes into its input never touches the request's header memory.
+//
+// Logs (past sunset, panics) go through the logger's log budget if its
+// handler is a *logbudget.Handler, otherwise one of its own (10 per message
+// and version a minute); records carry reason=<decoder>/<version>. A nil
+// logger, clock or meter provider means the default; an invalid version or
+// option fails New with an error naming it, such as
+// "compat: invalid config: WithMaxSize(0): must be positive".
 package compat
