@@ -42,6 +42,7 @@ type Syncer struct {
 	m     *metrics
 
 	wake      chan struct{}
+	beat      chan struct{} // a gate changed: heartbeat now
 	ready     chan struct{}
 	readyOnce sync.Once
 	running   atomic.Bool
@@ -106,6 +107,7 @@ func New(store Store, reg *rollout.Registry, opts ...Option) (*Syncer, error) {
 		cfg:     c,
 		log:     cmp.Or(c.logger, slog.Default()),
 		wake:    make(chan struct{}, 1),
+		beat:    make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 		started: c.now(),
 		seen:    make(map[string]uint64),
@@ -148,7 +150,9 @@ func (s *Syncer) ID() string { return s.cfg.id }
 func (s *Syncer) Ready() <-chan struct{} { return s.ready }
 
 // Run syncs until ctx is done, then writes a last heartbeat that marks the
-// instance stopped and returns ctx.Err(). It reads the store at once, on
+// instance stopped and returns ctx.Err(). It heartbeats every interval and
+// right after every change of a gate of the registry (Registry.OnChange),
+// so a local kill shows in the fleet view at once. It reads the store at once, on
 // every notification and (re)subscription, after every heartbeat that shows
 // a head it has not applied, and on a jittered reconcile; a failed read is
 // retried within half a second. While the store cannot be reached, the
@@ -160,6 +164,14 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer s.running.Store(false)
+	// A change made on this instance (its admin handler, its guard, its
+	// schedule) reaches the fleet view at once, not at the next heartbeat.
+	defer s.reg.OnChange(func(string) {
+		select {
+		case s.beat <- struct{}{}:
+		default:
+		}
+	})()
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -249,6 +261,9 @@ func (s *Syncer) loop(ctx context.Context) {
 		case <-hb.C:
 			s.heartbeat(ctx, false)
 			s.checkStale()
+			continue
+		case <-s.beat:
+			s.heartbeat(ctx, false)
 			continue
 		case <-s.wake:
 		case <-reconcile.C:

@@ -106,6 +106,8 @@ type Gate struct {
 
 	failures failureRing // the new arm's last failures, for Exposure
 
+	regs atomic.Pointer[[]*Registry] // registries to notify of changes (notify.go)
+
 	// Path calls (run.go, path.go, guard.go).
 	stats *runStats
 	guard *guard // set by WithGuard's onBuild; nil without a guard
@@ -277,10 +279,12 @@ func (g *Gate) SetPercent(p float64) error {
 		return err
 	}
 	g.setUnits(u, KilledByCall)
+	g.notify()
 	return nil
 }
 
 // setUnits is SetPercent with a validated percent; source says who set it.
+// The caller notifies the registries (notify).
 func (g *Gate) setUnits(u uint32, source string) {
 	now := g.now()
 	g.mu.Lock()
@@ -305,11 +309,15 @@ func (g *Gate) setUnits(u uint32, source string) {
 // Enabled call that starts after Kill returns returns false, on every
 // goroutine. The schedule stops advancing until Resume. Killing a killed
 // gate changes nothing and keeps the first reason.
-func (g *Gate) Kill(reason string) { g.kill(KilledByCall, reason) }
+func (g *Gate) Kill(reason string) {
+	if g.kill(KilledByCall, reason) {
+		g.notify()
+	}
+}
 
 // kill is Kill with the source recorded in Status.KilledBy and in the
 // reason attribute of blastradius.rollout.kills. It reports whether the
-// gate was alive.
+// gate was alive. The caller notifies the registries (notify).
 func (g *Gate) kill(source, reason string) bool {
 	now := g.now()
 	g.mu.Lock()
@@ -332,10 +340,15 @@ func (g *Gate) kill(source, reason string) bool {
 // Resume lifts a kill: the gate enables keys at its percent again. A
 // schedule resumes at the step where it stopped, whose hold starts again at
 // the time of Resume. Resuming a live gate changes nothing.
-func (g *Gate) Resume() { g.resume("") }
+func (g *Gate) Resume() {
+	if g.resume("") {
+		g.notify()
+	}
+}
 
 // resume lifts a kill if the gate is killed and, when source is not empty,
-// was killed by source. It reports whether it resumed the gate.
+// was killed by source. It reports whether it resumed the gate. The caller
+// notifies the registries (notify).
 func (g *Gate) resume(source string) bool {
 	now := g.now()
 	g.mu.Lock()
@@ -444,6 +457,7 @@ func (g *Gate) evaluate(now time.Time) {
 	g.mu.Unlock()
 	g.log.Info("rollout: schedule promoted", attrKey, g.name, "step", next,
 		"percent", unitsPercent(g.schedule[next].units), "previous", unitsPercent(from))
+	g.notify()
 }
 
 // dueLocked reports whether the current step's hold has passed at now and

@@ -423,7 +423,9 @@ func (gd *guard) trip(v verdict) {
 	}
 	gd.tripped = v.reason
 	gd.mu.Unlock()
-	if !gd.g.kill(KilledByGuard, v.reason) {
+	if gd.g.kill(KilledByGuard, v.reason) {
+		gd.g.notify()
+	} else {
 		gd.mu.Lock() // the gate was already killed: not the guard's verdict
 		if gd.tripped == v.reason {
 			gd.tripped = ""

@@ -112,6 +112,8 @@ type Registry struct {
 	appliedOpts  []metric.AddOption
 	rejectedOpts []metric.AddOption
 
+	notify notifier // OnChange's subscribers
+
 	mu      sync.Mutex // guards the fields below and serializes LoadConfig
 	gates   map[string]*Gate
 	retired map[string]string
@@ -161,14 +163,18 @@ func (r *Registry) Register(g *Gate) error {
 		return invalid("Register(nil): needs a gate")
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if why, ok := r.retired[g.name]; ok {
+		r.mu.Unlock()
 		return fmt.Errorf("%w: %q (%s)", ErrRetired, g.name, why)
 	}
 	if _, ok := r.gates[g.name]; ok {
+		r.mu.Unlock()
 		return fmt.Errorf("%w: %q", ErrDuplicate, g.name)
 	}
 	r.gates[g.name] = g
+	g.addRegistry(r)
+	r.mu.Unlock()
+	r.changed(g.name)
 	return nil
 }
 
@@ -182,11 +188,13 @@ func (r *Registry) Retire(name, reason string) error {
 		return err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if _, ok := r.gates[name]; ok {
+		r.mu.Unlock()
 		return fmt.Errorf("%w: cannot retire %q: it is registered", ErrInvalidConfig, name)
 	}
 	r.retired[name] = reason
+	r.mu.Unlock()
+	r.changed(name)
 	return nil
 }
 
@@ -268,7 +276,10 @@ type configDoc struct {
 // entry. Gates without an entry, and entries removed from the config, are
 // left as they are.
 func (r *Registry) LoadConfig(rd io.Reader) (ConfigInfo, error) {
-	info, err := r.loadConfig(rd)
+	info, changed, err := r.loadConfig(rd)
+	for _, g := range changed {
+		g.notify()
+	}
 	if err != nil {
 		r.loads.Add(context.Background(), 1, r.rejectedOpts...)
 		r.noisy.Error("rollout: config rejected; the previous config stays in force", "error", err)
@@ -276,20 +287,23 @@ func (r *Registry) LoadConfig(rd io.Reader) (ConfigInfo, error) {
 	}
 	r.loads.Add(context.Background(), 1, r.appliedOpts...)
 	r.log.Info("rollout: config applied", "version", info.Version, "hash", info.Hash, "gates", info.Gates)
+	r.changed("")
 	return info, nil
 }
 
-func (r *Registry) loadConfig(rd io.Reader) (ConfigInfo, error) {
+// loadConfig is LoadConfig; it returns the gates it changed, to be
+// notified once r.mu is released.
+func (r *Registry) loadConfig(rd io.Reader) (ConfigInfo, []*Gate, error) {
 	data, err := io.ReadAll(io.LimitReader(rd, MaxConfigBytes+1))
 	if err != nil {
-		return ConfigInfo{}, &ConfigError{Index: -1, Err: fmt.Errorf("rollout: read: %w", err)}
+		return ConfigInfo{}, nil, &ConfigError{Index: -1, Err: fmt.Errorf("rollout: read: %w", err)}
 	}
 	if len(data) > MaxConfigBytes {
-		return ConfigInfo{}, &ConfigError{Index: -1, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxConfigBytes)}
+		return ConfigInfo{}, nil, &ConfigError{Index: -1, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxConfigBytes)}
 	}
 	doc, err := parseConfig(data)
 	if err != nil {
-		return ConfigInfo{}, err
+		return ConfigInfo{}, nil, err
 	}
 
 	r.mu.Lock()
@@ -297,20 +311,22 @@ func (r *Registry) loadConfig(rd io.Reader) (ConfigInfo, error) {
 	gates := make([]*Gate, len(doc.entries))
 	for i, e := range doc.entries {
 		if why, ok := r.retired[e.Name]; ok {
-			return ConfigInfo{}, &ConfigError{Index: i, Entry: e.Name, Err: fmt.Errorf("%w (%s)", ErrRetired, why)}
+			return ConfigInfo{}, nil, &ConfigError{Index: i, Entry: e.Name, Err: fmt.Errorf("%w (%s)", ErrRetired, why)}
 		}
 		g, ok := r.gates[e.Name]
 		if !ok {
-			return ConfigInfo{}, &ConfigError{Index: i, Entry: e.Name, Err: ErrUnknownGate}
+			return ConfigInfo{}, nil, &ConfigError{Index: i, Entry: e.Name, Err: ErrUnknownGate}
 		}
 		gates[i] = g
 	}
 
 	// Everything is valid: apply the differences.
 	next := make(map[string]configEntry, len(doc.entries))
+	var touched []*Gate
 	for i, e := range doc.entries {
 		g := gates[i]
 		prev, had := r.applied[e.Name]
+		changed := false
 		setPercent := e.Units != nil && (!had || prev.Units == nil || *prev.Units != *e.Units)
 		// Kill before a new percent and resume after it, so that no call
 		// ever sees the new percent on a gate that this config kills.
@@ -319,13 +335,17 @@ func (r *Registry) loadConfig(rd io.Reader) (ConfigInfo, error) {
 			if reason == "" {
 				reason = "killed by config " + doc.version
 			}
-			g.kill(KilledByConfig, reason)
+			changed = g.kill(KilledByConfig, reason)
 		}
 		if setPercent {
 			g.setUnits(*e.Units, KilledByConfig)
+			changed = true
 		}
 		if !e.Killed && had && prev.Killed {
-			g.resume(KilledByConfig)
+			changed = g.resume(KilledByConfig) || changed
+		}
+		if changed {
+			touched = append(touched, g)
 		}
 		next[e.Name] = e
 	}
@@ -336,7 +356,7 @@ func (r *Registry) loadConfig(rd io.Reader) (ConfigInfo, error) {
 		Gates:   len(doc.entries),
 		Applied: r.now(),
 	}
-	return r.info, nil
+	return r.info, touched, nil
 }
 
 // parseConfig decodes and checks a document without looking at the
