@@ -231,7 +231,7 @@ func (gd *Guard) step(ctx context.Context) {
 	}
 	reason := gd.local.observe(own, killed)
 	if reason != "" {
-		gd.gate.Kill("fleet guard, store unreachable, local verdict: " + reason)
+		_ = gd.gate.KillBy(rollout.KilledByGuard, "fleet guard, store unreachable, local verdict: "+reason)
 	}
 	gd.setStatus(GuardStatus{Mode: ModeLocal, StoreError: err.Error(), Counts: own,
 		Looks: gd.local.Looks, Tripped: gd.local.Tripped})

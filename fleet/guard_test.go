@@ -114,8 +114,12 @@ func TestGuardKillsFleetOnce(t *testing.T) {
 		var reached time.Duration
 		for _, n := range ns {
 			st := n.gate(t, guarded).Status()
-			if !st.Killed || !strings.Contains(st.Reason, "fleet guard: new") || !strings.Contains(st.Reason, "pooled from 8 instances") {
+			if !st.Killed || st.KilledBy != rollout.KilledByFleet || !strings.Contains(st.Reason, "fleet guard: new") || !strings.Contains(st.Reason, "pooled from 8 instances") {
 				t.Errorf("%s: %+v", n.s.ID(), st)
+			}
+			h := n.gate(t, guarded).History()
+			if last := h[len(h)-1]; last.Kind != rollout.EventKill || last.Source != rollout.KilledByFleet || last.Reason != st.Reason {
+				t.Errorf("%s: last event %+v, want the fleet's kill", n.s.ID(), last)
 			}
 			reached = max(reached, st.KilledAt.Sub(killedAt))
 		}
@@ -176,7 +180,7 @@ func TestGuardFallsBackToLocal(t *testing.T) {
 			t.Errorf("status %+v, want local with the store error", st)
 		}
 		gs := n.gate(t, guarded).Status()
-		if !gs.Killed || !strings.Contains(gs.Reason, "store unreachable, local verdict: new") {
+		if !gs.Killed || gs.KilledBy != rollout.KilledByGuard || !strings.Contains(gs.Reason, "store unreachable, local verdict: new") {
 			t.Errorf("gate %+v, want a local kill", gs)
 		}
 		faulty.heal()

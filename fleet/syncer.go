@@ -397,16 +397,20 @@ func (s *Syncer) applyRecord(epoch string, r Record) {
 			s.noisy.Debug("fleet: record for a gate this instance does not have", attrOp, op.Op, "gate", op.Gate, "version", r.Version)
 			return
 		}
+		// Applied on behalf of the fleet: Status.KilledBy and the gate's
+		// History say "fleet".
+		var err error
 		switch op.Op {
 		case OpKill:
-			g.Kill(cmp.Or(op.Reason, "killed through the fleet store"))
+			err = g.KillBy(rollout.KilledByFleet, cmp.Or(op.Reason, "killed through the fleet store"))
 		case OpResume:
-			g.Resume()
+			err = g.ResumeBy(rollout.KilledByFleet)
 		case OpPercent:
-			if err := g.SetPercent(*op.Percent); err != nil {
-				s.reject(epoch, r, op.Op, err)
-				return
-			}
+			err = g.SetPercentBy(rollout.KilledByFleet, *op.Percent)
+		}
+		if err != nil {
+			s.reject(epoch, r, op.Op, err)
+			return
 		}
 	}
 	var lat time.Duration

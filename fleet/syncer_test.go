@@ -47,7 +47,7 @@ func TestKillReachesEveryInstance(t *testing.T) {
 		}
 		for _, n := range ns {
 			st := n.gate(t, "checkout-v2").Status()
-			if st.Reason != "INC-42" || st.KilledBy != rollout.KilledByCall {
+			if st.Reason != "INC-42" || st.KilledBy != rollout.KilledByFleet {
 				t.Errorf("%s: reason %q by %q", n.s.ID(), st.Reason, st.KilledBy)
 			}
 			if n.gate(t, "search-v3").Status().Killed {

@@ -57,12 +57,18 @@
 // config otherwise, and reports a hash of what it applied, which a fleet
 // can compare; Watch reloads a file. Handler serves the admin API (status,
 // kill, resume, percent, history, exposure) behind an authorize func.
+// OnChange calls a func after every change of a registered gate (kill,
+// resume, percent, schedule step, config, registration), with no lock
+// held; package fleet heartbeats with it, so a local kill shows in the
+// fleet view at once. KillBy, ResumeBy and SetPercentBy make a change on
+// behalf of a source (a fleet applies its records with KilledByFleet),
+// which Status.KilledBy and the history record.
 //
 // # Who was affected
 //
 // Every gate keeps its history (Gate.History): its creation and each change
-// of percent, schedule step, kill (with its source: a call, the config or
-// the guard's verdict, and its reason) and resume, with its time by the
+// of percent, schedule step, kill (with its source: a call, the config,
+// the guard's verdict or a fleet, and its reason) and resume, with its time by the
 // gate's clock; the last HistorySize (256) events. Since routing depends
 // only on the salt, the key and the percent, Gate.WasEnabled(key, at)
 // answers from the history and Bucket alone whether a key went through the
@@ -87,8 +93,8 @@
 // Gates report the gauge blastradius.rollout.percent (the share of keys
 // enabled now: 0 while killed) and the counter blastradius.rollout.kills,
 // by feature_flag.key (from the OpenTelemetry feature-flag semantic
-// conventions) and, on kills, reason: KilledByCall, KilledByConfig or
-// KilledByGuard. Paths count calls in blastradius.rollout.calls by
+// conventions) and, on kills, reason: KilledByCall, KilledByConfig,
+// KilledByGuard or KilledByFleet. Paths count calls in blastradius.rollout.calls by
 // feature_flag.key, feature_flag.result.variant ("old" or "new") and
 // outcome; Shadow counts mismatches in blastradius.rollout.mismatches and
 // skipped calls of the new arm in blastradius.rollout.shadow.skipped. A

@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"math"
@@ -50,11 +49,29 @@ const (
 	KilledByCall = "call"
 	// KilledByConfig is a kill applied by Registry.LoadConfig.
 	KilledByConfig = "config"
-	// KilledByGuard is a kill by the gate's guard (WithGuard).
+	// KilledByGuard is a kill by the gate's guard (WithGuard), or by a
+	// fleet guard judging this instance alone while its store is
+	// unreachable.
 	KilledByGuard = "guard"
+	// KilledByFleet is a change applied from a fleet store (package
+	// fleet): an operator's publish, or a fleet guard's verdict with its
+	// numbers in the reason.
+	KilledByFleet = "fleet"
 )
 
-var killSources = [...]string{KilledByCall, KilledByConfig, KilledByGuard}
+var killSources = [...]string{KilledByCall, KilledByConfig, KilledByGuard, KilledByFleet}
+
+// checkSource returns an error wrapping ErrInvalidConfig unless source is
+// one a caller may give to KillBy, ResumeBy or SetPercentBy: KilledByCall,
+// KilledByGuard or KilledByFleet. KilledByConfig is Registry.LoadConfig's
+// own, since a config resumes only the kills it made.
+func checkSource(fn, source string) error {
+	switch source {
+	case KilledByCall, KilledByGuard, KilledByFleet:
+		return nil
+	}
+	return invalid("%s(%q): source must be %q, %q or %q", fn, source, KilledByCall, KilledByGuard, KilledByFleet)
+}
 
 type scheduledStep struct {
 	units uint32
@@ -283,6 +300,23 @@ func (g *Gate) SetPercent(p float64) error {
 	return nil
 }
 
+// SetPercentBy is SetPercent on behalf of source, which History and the
+// logs record: KilledByCall, KilledByGuard or KilledByFleet (package fleet
+// applies a fleet's percent with KilledByFleet). Another source wraps
+// ErrInvalidConfig and changes nothing.
+func (g *Gate) SetPercentBy(source string, p float64) error {
+	if err := checkSource("SetPercentBy", source); err != nil {
+		return err
+	}
+	u, err := checkPercent(p)
+	if err != nil {
+		return err
+	}
+	g.setUnits(u, source)
+	g.notify()
+	return nil
+}
+
 // setUnits is SetPercent with a validated percent; source says who set it.
 // The caller notifies the registries (notify).
 func (g *Gate) setUnits(u uint32, source string) {
@@ -315,6 +349,20 @@ func (g *Gate) Kill(reason string) {
 	}
 }
 
+// KillBy is Kill on behalf of source, which Status.KilledBy, History and
+// the reason attribute of blastradius.rollout.kills record: KilledByCall,
+// KilledByGuard or KilledByFleet (package fleet applies a fleet's kill with
+// KilledByFleet). Another source wraps ErrInvalidConfig and changes nothing.
+func (g *Gate) KillBy(source, reason string) error {
+	if err := checkSource("KillBy", source); err != nil {
+		return err
+	}
+	if g.kill(source, reason) {
+		g.notify()
+	}
+	return nil
+}
+
 // kill is Kill with the source recorded in Status.KilledBy and in the
 // reason attribute of blastradius.rollout.kills. It reports whether the
 // gate was alive. The caller notifies the registries (notify).
@@ -341,18 +389,32 @@ func (g *Gate) kill(source, reason string) bool {
 // schedule resumes at the step where it stopped, whose hold starts again at
 // the time of Resume. Resuming a live gate changes nothing.
 func (g *Gate) Resume() {
-	if g.resume("") {
+	if g.resume(KilledByCall, false) {
 		g.notify()
 	}
 }
 
-// resume lifts a kill if the gate is killed and, when source is not empty,
-// was killed by source. It reports whether it resumed the gate. The caller
-// notifies the registries (notify).
-func (g *Gate) resume(source string) bool {
+// ResumeBy is Resume on behalf of source, which History records:
+// KilledByCall, KilledByGuard or KilledByFleet (package fleet applies a
+// fleet's resume with KilledByFleet). It lifts a kill whoever made it.
+// Another source wraps ErrInvalidConfig and changes nothing.
+func (g *Gate) ResumeBy(source string) error {
+	if err := checkSource("ResumeBy", source); err != nil {
+		return err
+	}
+	if g.resume(source, false) {
+		g.notify()
+	}
+	return nil
+}
+
+// resume lifts a kill, made by source alone if own, on behalf of source.
+// It reports whether it resumed the gate. The caller notifies the
+// registries (notify).
+func (g *Gate) resume(source string, own bool) bool {
 	now := g.now()
 	g.mu.Lock()
-	if !g.killed || source != "" && g.killedBy != source {
+	if !g.killed || own && g.killedBy != source {
 		g.mu.Unlock()
 		return false
 	}
@@ -366,7 +428,7 @@ func (g *Gate) resume(source string) bool {
 	}
 	g.armLocked()
 	g.storeLocked()
-	g.recordLocked(now, EventResume, cmp.Or(source, KilledByCall), "")
+	g.recordLocked(now, EventResume, source, "")
 	p := unitsPercent(g.units)
 	g.mu.Unlock()
 	g.log.Info("rollout: gate resumed", attrKey, g.name, "percent", p)
@@ -486,7 +548,8 @@ type Status struct {
 	// and Percent is what Resume restores.
 	Percent float64 `json:"percent"`
 	// Killed reports a kill; Reason is the reason given to it and KilledBy
-	// its source: KilledByCall, KilledByConfig or KilledByGuard.
+	// its source: KilledByCall, KilledByConfig, KilledByGuard or
+	// KilledByFleet.
 	Killed   bool      `json:"killed"`
 	Reason   string    `json:"reason,omitempty"`
 	KilledBy string    `json:"killed_by,omitempty"`

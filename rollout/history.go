@@ -41,9 +41,10 @@ type Event struct {
 	// EventResume.
 	Kind string `json:"kind"`
 	// Source is who made the change: KilledByCall (a call of Kill,
-	// SetPercent or Resume: the service, the admin handler or a fleet),
+	// SetPercent or Resume: the service or the admin handler),
 	// KilledByConfig, KilledByGuard (the guard's verdict, with its numbers
-	// in Reason) or SourceSchedule; empty for EventCreated.
+	// in Reason), KilledByFleet (applied from a fleet store, see KillBy) or
+	// SourceSchedule; empty for EventCreated.
 	Source string `json:"source,omitempty"`
 	// Reason is the reason of a kill.
 	Reason string `json:"reason,omitempty"`

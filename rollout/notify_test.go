@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -121,5 +122,53 @@ func TestOnChangeGuardKill(t *testing.T) {
 	}
 	if got := c.take(); !slices.Equal(got, []string{"guarded"}) {
 		t.Errorf("got %q, want the guard's kill", got)
+	}
+}
+
+// KillBy, ResumeBy and SetPercentBy record their source in Status and
+// History, and refuse a source outside the known set.
+func TestChangeBySource(t *testing.T) {
+	g, err := rollout.New("by", rollout.WithPercent(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.KillBy(rollout.KilledByFleet, "INC-9 via fleet"); err != nil {
+		t.Fatal(err)
+	}
+	if st := g.Status(); !st.Killed || st.KilledBy != rollout.KilledByFleet || st.Reason != "INC-9 via fleet" {
+		t.Fatalf("status %+v", st)
+	}
+	if err := g.SetPercentBy(rollout.KilledByFleet, 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ResumeBy(rollout.KilledByFleet); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range g.History()[1:] {
+		got = append(got, e.Kind+"/"+e.Source)
+	}
+	want := []string{"kill/fleet", "percent/fleet", "resume/fleet"}
+	if !slices.Equal(got, want) {
+		t.Errorf("history %q, want %q", got, want)
+	}
+	for _, src := range []string{"", rollout.KilledByConfig, rollout.SourceSchedule, "ops"} {
+		if err := g.KillBy(src, "x"); !errors.Is(err, rollout.ErrInvalidConfig) {
+			t.Errorf("KillBy(%q) = %v, want ErrInvalidConfig", src, err)
+		}
+		if err := g.ResumeBy(src); !errors.Is(err, rollout.ErrInvalidConfig) {
+			t.Errorf("ResumeBy(%q) = %v", src, err)
+		}
+		if err := g.SetPercentBy(src, 1); !errors.Is(err, rollout.ErrInvalidConfig) {
+			t.Errorf("SetPercentBy(%q) = %v", src, err)
+		}
+	}
+	if st := g.Status(); st.Killed || st.Percent != 30 || len(g.History()) != 4 {
+		t.Errorf("a refused source changed the gate: %+v", st)
+	}
+	// A config resumes only its own kills; a fleet's resume lifts any.
+	g.Kill("local")
+	if err := g.ResumeBy(rollout.KilledByFleet); err != nil || g.Status().Killed {
+		t.Errorf("ResumeBy(fleet) of a call's kill: %v, %+v", err, g.Status())
 	}
 }

@@ -342,7 +342,7 @@ func (r *Registry) loadConfig(rd io.Reader) (ConfigInfo, []*Gate, error) {
 			changed = true
 		}
 		if !e.Killed && had && prev.Killed {
-			changed = g.resume(KilledByConfig) || changed
+			changed = g.resume(KilledByConfig, true) || changed
 		}
 		if changed {
 			touched = append(touched, g)
