@@ -6,6 +6,7 @@ require (
 	github.com/blastradius/blastradius v0.0.0
 	github.com/open-feature/go-sdk v1.20.0
 	go.opentelemetry.io/otel v1.46.0
+	go.opentelemetry.io/otel/sdk v1.46.0
 	go.opentelemetry.io/otel/trace v1.46.0
 	go.uber.org/goleak v1.3.0
 )
@@ -14,9 +15,11 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/metric v1.46.0 // indirect
 	go.uber.org/mock v0.6.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
 )
 
 replace github.com/blastradius/blastradius => ../

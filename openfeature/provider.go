@@ -53,7 +53,7 @@ const FleetPollInterval = time.Second
 // Provider is an OpenFeature provider that evaluates the gates of a
 // rollout.Registry as boolean flags. A flag key is a gate name; the
 // evaluation context's targeting key is the key given to the gate. It
-// implements of.FeatureProvider, of.StateHandler and of.EventHandler. Its
+// implements the SDK's FeatureProvider, StateHandler and EventHandler. Its
 // methods are safe for concurrent use. The zero value is not usable: use
 // New.
 type Provider struct {
