@@ -69,11 +69,21 @@ func run(ctx context.Context, ln net.Listener, out, logs io.Writer) error {
 	defer budget.Flush(context.Background())
 	logger := slog.New(budget)
 
-	api, gates, closeAPI, err := newAPI(mp, logger)
+	// The dependency: an inventory service on loopback that fails for the
+	// item "broken".
+	inventory := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("item") == "broken" {
+			http.Error(w, "inventory: database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "7 in stock")
+	}))
+	defer inventory.Close()
+
+	api, gates, err := newAPI(mp, logger, inventory.URL)
 	if err != nil {
 		return err
 	}
-	defer closeAPI()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/admin/rollout/", http.StripPrefix("/admin/rollout", rollout.Handler(gates, func(r *http.Request) bool {
@@ -96,6 +106,7 @@ func run(ctx context.Context, ln net.Listener, out, logs io.Writer) error {
 	return errors.Join(err, srv.Shutdown(shutdown), ignoreClosed(<-served))
 }
 
+// ignoreClosed drops the error Serve returns after Shutdown.
 func ignoreClosed(err error) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -117,47 +128,35 @@ func verify(_ context.Context, token string) (user, error) {
 }
 
 // newAPI returns the service's handler, behind the edge chain, and the
-// registry of its gates. The new code path of GET /stock asks an inventory
-// service (on loopback, failing for the item "broken") through a breaker;
-// the old path answers from a cache. closeAPI stops the inventory service.
-func newAPI(mp *sdkmetric.MeterProvider, logger *slog.Logger) (_ http.Handler, _ *rollout.Registry, closeAPI func(), err error) {
-	inventory := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("item") == "broken" {
-			http.Error(w, "inventory: database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "7 in stock")
-	}))
-	defer func() {
-		if err != nil {
-			inventory.Close()
-		}
-	}()
+// registry of its gates. The new code path of GET /stock asks the inventory
+// service at inventoryURL through a breaker; the old path answers from a
+// cache.
+func newAPI(mp *sdkmetric.MeterProvider, logger *slog.Logger, inventoryURL string) (http.Handler, *rollout.Registry, error) {
 	tr, err := breaker.NewTransport(nil,
 		breaker.WithKeyFunc(func(*http.Request) string { return "inventory" }),
 		breaker.WithConsecutiveFailures(5),
 		breaker.WithOpenDuration(time.Minute),
 		breaker.WithMeterProvider(mp), breaker.WithLogger(logger))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	client := &http.Client{Transport: tr, Timeout: 2 * time.Second}
 
 	gates, err := rollout.NewRegistry(rollout.WithMeterProvider(mp), rollout.WithLogger(logger))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	gate, err := rollout.New("stock-v2", rollout.WithPercent(100), rollout.WithMeterProvider(mp), rollout.WithLogger(logger))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if err := gates.Register(gate); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	stock, err := rollout.NewPath(gate, rollout.Arms[string, string]{
 		Old: func(_ context.Context, item string) (string, error) { return "in stock (cached)", nil },
 		New: func(ctx context.Context, item string) (string, error) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, inventory.URL+"/?item="+item, nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, inventoryURL+"/?item="+item, nil)
 			if err != nil {
 				return "", err
 			}
@@ -175,7 +174,7 @@ func newAPI(mp *sdkmetric.MeterProvider, logger *slog.Logger) (_ http.Handler, _
 		Fallback: true, // a failure of the new path is answered by the old one
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 
 	mux := http.NewServeMux()
@@ -201,7 +200,7 @@ func newAPI(mp *sdkmetric.MeterProvider, logger *slog.Logger) (_ http.Handler, _
 		edge.Shed(meters, logs, edge.WithAdaptiveLimit(), edge.WithRate(20, 20)),
 		edge.Auth(verify, meters, logs),
 	)(mux)
-	return h, gates, func() { tr.CloseIdleConnections(); inventory.Close() }, nil
+	return h, gates, nil
 }
 
 // traffic sends the service at base a few requests and prints each answer:
@@ -249,11 +248,11 @@ func traffic(ctx context.Context, base string, out io.Writer) error {
 	if _, err := get("/stock", "alice"); err != nil {
 		return err
 	}
-	for range 100 {
+	for range 1000 {
 		code, err := get("/stock?item=apple", "%%garbage")
 		if err != nil || code == http.StatusTooManyRequests {
 			return err
 		}
 	}
-	return errors.New("prometheus: 100 requests and no 429 from the rate limit")
+	return errors.New("prometheus: 1000 requests and no 429 from the rate limit")
 }
