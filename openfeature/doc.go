@@ -49,8 +49,10 @@
 // # Cost
 //
 // An evaluation through the SDK costs what the SDK does per call (context
-// merges, hooks, copies of maps) on top of the gate's lock-free hash: about
-// 2 µs and 14 allocations against 14 ns and none for Gate.Enabled
-// (BenchmarkEvaluate). Use the SDK where its API is the point, and Enabled
-// on paths that run per request by the thousand.
+// merges, hooks, copies of maps) on top of the gate's lock-free hash: on 2
+// vCPUs, 1.3 µs and 14 allocations (1.3 KB) against 14 ns and none for
+// Gate.Enabled, about 100 times as much (BenchmarkEvaluate:
+// go test -run '^$' -bench . -benchtime 200ms -count 3 -cpu 2 ./openfeature/).
+// Use the SDK where its API is the point, and Enabled on paths that run by
+// the thousand per request.
 package openfeature
