@@ -7,6 +7,8 @@ var (
 	ParseRecord   = parseRecord
 	ParseInstance = parseInstance
 	ParseCache    = parseCache
+	ParseEntry    = parseEntry
+	ParseExposure = func(b []byte) error { _, err := parseExposure(b); return err }
 	EncodeCache   = encodeCache
 )
 

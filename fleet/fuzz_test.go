@@ -107,3 +107,28 @@ func FuzzParseCache(f *testing.F) {
 		}
 	})
 }
+
+// History entries and exposure data come from the store too.
+func FuzzParseHistory(f *testing.F) {
+	f.Add([]byte(`{"at":"2026-11-30T09:00:00Z","kind":"kill","source":"fleet","by":"a@b","version":3,"reason":"INC-1"}`))
+	f.Add([]byte(`{"at":"2026-11-30T09:00:00Z","kind":"config","percent":12.5,"killed":true}`))
+	f.Add([]byte(`{"at":"2026-11-30T09:00:00Z","kind":"percent","percent":-1}`))
+	f.Add([]byte(`{"instance":"i0","sent":"2026-11-30T09:00:00Z","gate":"g","salt":"g","windows":[{"from":"2026-11-30T09:00:00Z","percent":5,"event":{"seq":0,"at":"2026-11-30T09:00:00Z","kind":"created","percent":5,"killed":false}}],"failures":[{"key":"k","outcome":"error","at":"2026-11-30T09:00:01Z"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := fleet.ParseEntry(data)
+		if err != nil && !errors.Is(err, fleet.ErrMalformed) {
+			t.Fatalf("entry error %v does not wrap ErrMalformed", err)
+		}
+		if err == nil {
+			if e.Kind == "" || e.At.IsZero() || e.Percent != nil && (*e.Percent < 0 || *e.Percent > 100) {
+				t.Fatalf("accepted %+v", e)
+			}
+			// Whatever was accepted replays without panicking.
+			h := fleet.History{Gate: "g", Salt: "g", Entries: []fleet.HistoryEntry{e, e}}
+			_ = h.WasEnabled("k", e.At)
+		}
+		if err := fleet.ParseExposure(data); err != nil && !errors.Is(err, fleet.ErrMalformed) {
+			t.Fatalf("exposure error %v does not wrap ErrMalformed", err)
+		}
+	})
+}

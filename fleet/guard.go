@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -250,6 +251,12 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	if err := gd.store.PutCounts(ctx, name, gd.countsID, gd.seq, b); err != nil {
 		return err
 	}
+	// The instance's exposure, for ReadExposure and ReadHistory: beside
+	// its counts, under a name that is no gate's.
+	b, _ = json.Marshal(exposureOf(gd.gate, gd.cfg.id, time.Now()))
+	if err := gd.store.PutCounts(ctx, exposurePrefix+name, gd.countsID, gd.seq, b); err != nil {
+		return err
+	}
 	held, err := gd.store.Lease(ctx, "guard/"+name, gd.cfg.id, 3*gd.cfg.interval)
 	if err != nil {
 		return err
@@ -287,8 +294,15 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	reason := gd.fleet.observe(pooled, killed)
 	if reason != "" {
 		reason = fmt.Sprintf("fleet guard: %s; pooled from %d instances", reason, instances)
-		if _, err := gd.pub.Kill(ctx, name, reason); err != nil {
-			*gd.fleet = before // not published: verdictState again next batch
+		err := appendHistory(ctx, gd.store, name, HistoryEntry{At: time.Now(), Kind: EntryVerdict,
+			Source: rollout.KilledByGuard, By: gd.pub.actor, Reason: reason, Counts: &pooled, Instances: instances})
+		if err == nil {
+			if _, err = gd.pub.Kill(ctx, name, reason); errors.Is(err, ErrNoHistory) {
+				err = nil // published: the kill took effect
+			}
+		}
+		if err != nil {
+			*gd.fleet = before // not published: judge again next batch
 			return err
 		}
 	}

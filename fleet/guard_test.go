@@ -126,6 +126,29 @@ func TestGuardKillsFleetOnce(t *testing.T) {
 		if h := holders(ns); len(h) != 1 {
 			t.Errorf("holders %v, want one", h)
 		}
+		// The fleet history holds the verdict with its numbers, then the
+		// kill it published.
+		h, err := fleet.ReadHistory(t.Context(), store, guarded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fleetWide []fleet.HistoryEntry
+		for _, e := range h.Entries {
+			if e.Instance == "" {
+				fleetWide = append(fleetWide, e)
+			}
+		}
+		if len(fleetWide) != 2 {
+			t.Fatalf("fleet-wide history %+v, want a verdict and a kill", fleetWide)
+		}
+		v, k := fleetWide[0], fleetWide[1]
+		if v.Kind != fleet.EntryVerdict || v.Source != rollout.KilledByGuard || !strings.HasPrefix(v.By, "fleet-guard@") ||
+			v.Instances != 8 || v.Counts == nil || v.Counts.New.Failures == 0 || !strings.Contains(v.Reason, "z=") {
+			t.Errorf("verdict %+v", v)
+		}
+		if k.Kind != rollout.EventKill || k.Source != rollout.KilledByFleet || k.Reason != v.Reason || k.By != v.By || k.Version != 1 {
+			t.Errorf("kill %+v after verdict %+v", k, v)
+		}
 		if reached > time.Second {
 			t.Errorf("the kill reached all 8 instances %v after the verdict, want ≤ 1s", reached)
 		}

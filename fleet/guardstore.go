@@ -91,3 +91,35 @@ func (m *MemoryStore) Lease(ctx context.Context, name, holder string, ttl time.D
 	m.leases[name] = memLease{holder, now.Add(ttl)}
 	return true, nil
 }
+
+// AppendHistory implements HistoryStore.
+func (m *MemoryStore) AppendHistory(ctx context.Context, name string, entry []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.history == nil {
+		m.history = make(map[string][][]byte)
+	}
+	h := append(m.history[name], slices.Clone(entry))
+	if n := len(h); n > MaxHistory {
+		h = slices.Delete(h, 0, n-MaxHistory)
+	}
+	m.history[name] = h
+	return nil
+}
+
+// History implements HistoryStore.
+func (m *MemoryStore) History(ctx context.Context, name string) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([][]byte, len(m.history[name]))
+	for i, e := range m.history[name] {
+		out[i] = slices.Clone(e)
+	}
+	return out, nil
+}

@@ -26,6 +26,7 @@ type MemoryStore struct {
 	subs    map[*func(Event)]struct{}
 	counts  map[string]map[string]memCount // GuardStore: name → id → counts
 	leases  map[string]memLease
+	history map[string][][]byte // HistoryStore: name → entries, oldest first
 }
 
 type memBeat struct {

@@ -146,6 +146,10 @@ func (p *Publisher) gateOp(ctx context.Context, op Op) (Published, error) {
 	return p.publish(ctx, op)
 }
 
+// publish writes op to the store and, if the store keeps a history
+// (HistoryStore), appends it to the history of every gate it changes. An
+// error wrapping ErrNoHistory comes with a valid Published: the publish
+// took effect, its history entry was not written.
 func (p *Publisher) publish(ctx context.Context, op Op) (Published, error) {
 	op.By = p.actor
 	val, err := json.Marshal(op)
@@ -159,7 +163,56 @@ func (p *Publisher) publish(ctx context.Context, op Op) (Published, error) {
 	if err != nil {
 		return Published{}, fmt.Errorf("fleet: publish: %w", err)
 	}
-	return Published{Op: op, Head: h}, nil
+	pub := Published{Op: op, Head: h}
+	for _, e := range historyEntries(op, h.Version, time.Now()) {
+		if err := appendHistory(ctx, p.store, e.gate, e.HistoryEntry); err != nil {
+			return pub, fmt.Errorf("fleet: published version %d: %w", h.Version, err)
+		}
+	}
+	return pub, nil
+}
+
+type gateEntry struct {
+	gate string
+	HistoryEntry
+}
+
+// historyEntries are the history entries of a publish of op: one for the
+// gate of a kill, resume or percent, one per entry of a config document.
+func historyEntries(op Op, version uint64, at time.Time) []gateEntry {
+	e := HistoryEntry{At: at, Source: rollout.KilledByFleet, By: op.By, Version: version}
+	switch op.Op {
+	case OpConfig:
+		var doc struct {
+			Version string `json:"version"`
+			Gates   []struct {
+				Name    string   `json:"name"`
+				Percent *float64 `json:"percent"`
+				Killed  bool     `json:"killed"`
+				Reason  string   `json:"reason"`
+			} `json:"gates"`
+		}
+		if json.Unmarshal(op.Config, &doc) != nil {
+			return nil
+		}
+		out := make([]gateEntry, 0, len(doc.Gates))
+		for _, g := range doc.Gates {
+			c := e
+			c.Kind, c.Percent, c.Killed = EntryConfig, g.Percent, g.Killed
+			if g.Killed {
+				c.Reason = cmp.Or(g.Reason, "killed by config "+doc.Version)
+			}
+			out = append(out, gateEntry{g.Name, c})
+		}
+		return out
+	case OpKill:
+		e.Kind, e.Reason = rollout.EventKill, op.Reason
+	case OpResume:
+		e.Kind = rollout.EventResume
+	case OpPercent:
+		e.Kind, e.Percent = rollout.EventPercent, op.Percent
+	}
+	return []gateEntry{{op.Gate, e}}
 }
 
 // Acks says which live instances applied a publish.

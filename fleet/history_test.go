@@ -1,0 +1,218 @@
+package fleet_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/rollout"
+)
+
+var errNewArm = errors.New("test: new arm returned null")
+
+// orders runs calls of keys order-<from>… on n's gate through a Path whose
+// new arm always fails, and returns when each key was called.
+func orders(t *testing.T, n *guardedNode, from, count int) map[string]time.Time {
+	t.Helper()
+	p, err := rollout.NewPath(n.gate(t, guarded), rollout.Arms[string, string]{
+		Old: func(_ context.Context, k string) (string, error) { return k, nil },
+		New: func(context.Context, string) (string, error) { return "", errNewArm },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := make(map[string]time.Time, count)
+	for i := from; i < from+count; i++ {
+		k := fmt.Sprintf("order-%d", i)
+		_, _ = p.Run(t.Context(), k, k)
+		at[k] = time.Now()
+		time.Sleep(time.Millisecond)
+	}
+	return at
+}
+
+// Three instances at 50%; the operator sets 20%, then kills the gate. The
+// fleet history holds the instances' creation and both publishes, and
+// answers WasEnabled for every order as each instance's own gate does; the
+// exposure pools the windows' counts and failed keys of all three.
+func TestFleetHistoryAndExposure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := fleet.NewMemoryStore()
+		ns := []*guardedNode{
+			newGuardedNode(t, store, "i0", &traffic{}),
+			newGuardedNode(t, store, "i1", &traffic{}),
+			newGuardedNode(t, store, "i2", &traffic{}),
+		}
+		synctest.Wait()
+		start := time.Now()
+		calls := map[string]time.Time{}
+		served := map[string]*guardedNode{}
+		run := func(base int) {
+			for i, n := range ns {
+				for k, at := range orders(t, n, base+100*i, 100) {
+					calls[k], served[k] = at, n
+				}
+			}
+		}
+		run(0)
+		p := newPublisher(t, store)
+		if _, err := p.SetPercent(t.Context(), guarded, 20); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		run(1000)
+		if _, err := p.Kill(t.Context(), guarded, "INC-42"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		run(2000)
+		time.Sleep(2 * time.Second) // a batch: every Guard writes its exposure
+		synctest.Wait()
+
+		h, err := fleet.ReadHistory(t.Context(), store, guarded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, e := range h.Entries {
+			kinds = append(kinds, e.Kind+"/"+e.Source+"/"+e.Instance)
+		}
+		want := []string{"created//i0", "created//i1", "created//i2", "percent/fleet/", "kill/fleet/"}
+		if fmt.Sprint(kinds) != fmt.Sprint(want) || h.Salt != guarded || h.Unreadable != 0 {
+			t.Fatalf("history %q (salt %q, %d unreadable), want %q", kinds, h.Salt, h.Unreadable, want)
+		}
+		if e := h.Entries[4]; e.Reason != "INC-42" || e.By != "oncall@test" || e.Version != 2 {
+			t.Errorf("kill entry %+v", e)
+		}
+
+		// WasEnabled from the fleet history and the hash alone matches
+		// the gate of the instance that served each order, and what the
+		// new arm actually did.
+		wantFailed := map[string]bool{}
+		for k, at := range calls {
+			local := served[k].gate(t, guarded).WasEnabled(k, at)
+			if got := h.WasEnabled(k, at); got != local {
+				t.Errorf("%s at %v: fleet WasEnabled %v, the instance's %v", k, at.Sub(start), got, local)
+			}
+			if local {
+				wantFailed[k] = true
+			}
+		}
+		if len(wantFailed) == 0 || len(wantFailed) == len(calls) {
+			t.Fatalf("%d of %d orders went through the new path: the test proves nothing", len(wantFailed), len(calls))
+		}
+
+		x, err := fleet.ReadExposure(t.Context(), store, guarded, start, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		type win struct {
+			percent      float64
+			killed, live bool
+		}
+		var ws []win
+		var perWindow []int64
+		for _, w := range x.Windows {
+			ws = append(ws, win{w.Percent, w.Killed, w.Live})
+			perWindow = append(perWindow, w.New.Error)
+		}
+		wantWs := []win{{50, false, true}, {20, false, true}, {0, true, false}}
+		wantWs[2].percent = 20
+		if fmt.Sprint(ws) != fmt.Sprint(wantWs) {
+			t.Fatalf("windows %v, want %v", ws, wantWs)
+		}
+		var in50, in20 int64
+		for k := range wantFailed {
+			if calls[k].Before(x.Windows[1].From) {
+				in50++
+			} else {
+				in20++
+			}
+		}
+		if perWindow[0] != in50 || perWindow[1] != in20 || perWindow[2] != 0 || x.New.Error != int64(len(wantFailed)) || x.New.OK != 0 {
+			t.Errorf("errors per window %v, total %+v; want [%d %d 0], %d", perWindow, x.New, in50, in20, len(wantFailed))
+		}
+		if len(x.Instances) != 3 {
+			t.Errorf("instances %+v", x.Instances)
+		}
+		// Each instance samples its last 100 failures: all of them here.
+		got := map[string]bool{}
+		for _, f := range x.Failures {
+			if f.Outcome != rollout.OutcomeError || served[f.Key] == nil || served[f.Key].s.ID() != f.Instance {
+				t.Errorf("failure %+v", f)
+			}
+			got[f.Key] = true
+		}
+		if len(got) != len(wantFailed) {
+			t.Errorf("%d failed keys sampled, want %d", len(got), len(wantFailed))
+		}
+		for k := range wantFailed {
+			if !got[k] {
+				t.Errorf("failed key %s not sampled", k)
+			}
+		}
+
+		// The admin handler serves both, read-only.
+		hd := fleet.Handler(store, func(*http.Request) bool { return true })
+		for _, c := range []struct {
+			path string
+			code int
+		}{
+			{"/gates/" + guarded + "/history", 200},
+			{"/gates/" + guarded + "/exposure?from=" + start.Format(time.RFC3339Nano), 200},
+			{"/gates/" + guarded + "/exposure?from=yesterday", 400},
+			{"/gates/" + guarded + "/exposure?from=2030-01-01T00:00:00Z&to=2029-01-01T00:00:00Z", 400},
+		} {
+			w := httptest.NewRecorder()
+			hd.ServeHTTP(w, httptest.NewRequest("GET", c.path, nil))
+			if w.Code != c.code {
+				t.Errorf("GET %s: %d %s, want %d", c.path, w.Code, w.Body, c.code)
+			}
+		}
+		w := httptest.NewRecorder()
+		hd.ServeHTTP(w, httptest.NewRequest("GET", "/gates/"+guarded+"/history", nil))
+		var hh fleet.History
+		if err := json.Unmarshal(w.Body.Bytes(), &hh); err != nil || len(hh.Entries) != len(h.Entries) {
+			t.Errorf("history JSON: %v, %d entries", err, len(hh.Entries))
+		}
+		w = httptest.NewRecorder()
+		fleet.Handler(newFaulty(store), func(*http.Request) bool { return true }).
+			ServeHTTP(w, httptest.NewRequest("GET", "/gates/"+guarded+"/history", nil))
+		if w.Code != http.StatusNotImplemented {
+			t.Errorf("history of a store without one: %d", w.Code)
+		}
+	})
+}
+
+// A config's entry applies as LoadConfig applies it: only what differs
+// from the previous config, and its resume lifts only its own kill.
+func TestHistoryReplaysConfig(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	pct := func(p float64) *float64 { return &p }
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	h := fleet.History{Gate: "g", Salt: "g", Entries: []fleet.HistoryEntry{
+		{At: at(0), Kind: rollout.EventCreated, Instance: "i0", Percent: pct(100)},
+		{At: at(1), Kind: fleet.EntryConfig, Percent: pct(100), Killed: true},
+		{At: at(2), Kind: rollout.EventResume},
+		{At: at(3), Kind: fleet.EntryConfig, Percent: pct(100), Killed: true}, // unchanged: no new kill
+		{At: at(4), Kind: rollout.EventKill},
+		{At: at(5), Kind: fleet.EntryConfig, Percent: pct(100)}, // the config's resume: not its kill
+		{At: at(6), Kind: fleet.EntryConfig, Percent: pct(0)},
+		{At: at(7), Kind: rollout.EventResume},
+	}}
+	for m, want := range []bool{true, false, true, true, false, false, false, false} {
+		if got := h.WasEnabled("k", at(m).Add(time.Second)); got != want {
+			t.Errorf("minute %d: %v, want %v", m, got, want)
+		}
+	}
+	if h.WasEnabled("k", at(0).Add(-time.Second)) {
+		t.Error("enabled before the first entry")
+	}
+}
