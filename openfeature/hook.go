@@ -9,20 +9,23 @@ import (
 	of "github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/telemetry"
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // TraceHook is an OpenFeature hook that records every evaluation, of any
 // provider's flag, as a feature_flag.evaluation event on the span of the
 // evaluation's context, with the attributes of the OpenTelemetry semantic
-// conventions for feature flags as the SDK's telemetry package computes
-// them: feature_flag.key, feature_flag.provider.name,
+// conventions for feature flags (v1.43.0) as the SDK's telemetry package
+// computes them: feature_flag.key, feature_flag.provider.name,
 // feature_flag.result.variant (or feature_flag.result.value without a
 // variant), feature_flag.result.reason (lower case: "split", "static",
-// "disabled", "error"), feature_flag.context.id (the targeting key),
+// "disabled", "error"), feature_flag.context.id (the targeting key, if any),
 // feature_flag.version (the config version), and on an error error.type
-// (such as "flag_not_found") and error.message. It does nothing when the
-// span is not recording. Add it with the API's or a client's AddHooks.
+// (such as "flag_not_found") and feature_flag.error.message (which the
+// SDK still calls error.message, the conventions' earlier name). It does
+// nothing when the span is not recording. Add it with the API's or a
+// client's AddHooks.
 type TraceHook struct {
 	of.UnimplementedHook
 }
@@ -36,6 +39,12 @@ func (TraceHook) Finally(ctx context.Context, hc of.HookContext, details of.Inte
 	ev := telemetry.CreateEvaluationEvent(hc, details)
 	attrs := make([]attribute.KeyValue, 0, len(ev.Attributes))
 	for k, v := range ev.Attributes {
+		switch {
+		case k == telemetry.ContextIDKey && v == "":
+			continue // no targeting key
+		case k == telemetry.ErrorMessageKey:
+			k = string(semconv.FeatureFlagErrorMessageKey)
+		}
 		attrs = append(attrs, attr(k, v))
 	}
 	slices.SortFunc(attrs, func(a, b attribute.KeyValue) int { return cmp.Compare(a.Key, b.Key) })

@@ -48,20 +48,18 @@ func TestTraceHook(t *testing.T) {
 		t.Fatalf("%d spans, want 1", len(spans))
 	}
 	variant := map[bool]string{true: "on", false: "off"}[split]
+	const (
+		ok      = "feature_flag.context.id=user-42 feature_flag.key=%s feature_flag.provider.name=blastradius feature_flag.result.reason=%s feature_flag.result.variant=%s feature_flag.version=cfg-7"
+		failed  = "error.type=%s %sfeature_flag.error.message=openfeature: %s feature_flag.key=%s feature_flag.provider.name=blastradius feature_flag.result.reason=error feature_flag.result.value=%s%s"
+		user    = "feature_flag.context.id=user-42 "
+		version = " feature_flag.version=cfg-7"
+	)
 	want := []string{
-		"feature_flag.context.id=user-42 feature_flag.key=checkout-v2 feature_flag.provider.name=blastradius " +
-			"feature_flag.result.reason=split feature_flag.result.variant=" + variant + " feature_flag.version=cfg-7",
-		"feature_flag.context.id=user-42 feature_flag.key=search-v3 feature_flag.provider.name=blastradius " +
-			"feature_flag.result.reason=disabled feature_flag.result.variant=off feature_flag.version=cfg-7",
-		"error.message=openfeature: no rollout gate named \"nope\" is registered (unknown or retired) error.type=flag_not_found " +
-			"feature_flag.context.id=user-42 feature_flag.key=nope feature_flag.provider.name=blastradius " +
-			"feature_flag.result.reason=error feature_flag.result.value=false",
-		"error.message=openfeature: rollout gate \"checkout-v2\" is at 30%: it needs a targeting key error.type=targeting_key_missing " +
-			"feature_flag.context.id= feature_flag.key=checkout-v2 feature_flag.provider.name=blastradius " +
-			"feature_flag.result.reason=error feature_flag.result.value=false feature_flag.version=cfg-7",
-		"error.message=openfeature: rollout gate \"checkout-v2\" is a boolean flag error.type=type_mismatch " +
-			"feature_flag.context.id=user-42 feature_flag.key=checkout-v2 feature_flag.provider.name=blastradius " +
-			"feature_flag.result.reason=error feature_flag.result.value=x",
+		fmt.Sprintf(ok, "checkout-v2", "split", variant),
+		fmt.Sprintf(ok, "search-v3", "disabled", "off"),
+		fmt.Sprintf(failed, "flag_not_found", user, `no rollout gate named "nope" is registered (unknown or retired)`, "nope", "false", ""),
+		fmt.Sprintf(failed, "targeting_key_missing", "", `rollout gate "checkout-v2" is at 30%: it needs a targeting key`, "checkout-v2", "false", version),
+		fmt.Sprintf(failed, "type_mismatch", user, `rollout gate "checkout-v2" is a boolean flag`, "checkout-v2", "x", ""),
 	}
 	events := spans[0].Events
 	if len(events) != len(want) {
