@@ -165,9 +165,10 @@ type auth[P any] struct {
 	logKeys  [numReasons]*logKey          // "edge: auth failed", per reason
 	results  *telemetry.Counts            // atomic, read when the SDK collects
 	index    [numOutcomes][numReasons]int // (outcome, reason) -> results index
-	failed   AuthResult                   // template
-	wwwAuth  string                       // WWW-Authenticate for invalid tokens
-	wwwEmpty string                       // WWW-Authenticate for a missing token
+	spanAttr [numOutcomes][numReasons][]attribute.KeyValue
+	failed   AuthResult // template
+	wwwAuth  string     // WWW-Authenticate for invalid tokens
+	wwwEmpty string     // WWW-Authenticate for a missing token
 }
 
 // Auth returns middleware that verifies the request's token with verify.
@@ -222,6 +223,10 @@ func Auth[P any](verify func(ctx context.Context, token string) (P, error), opts
 			}
 			a.index[o][r] = len(sets)
 			sets = append(sets, kv)
+			a.spanAttr[o][r] = []attribute.KeyValue{attribute.String(attrAuthOutcome, o.String())}
+			if r != ReasonNone {
+				a.spanAttr[o][r] = append(a.spanAttr[o][r], attribute.String(attrAuthReason, r.String()))
+			}
 		}
 	}
 	a.results = telemetry.NewCounts(telemetry.Meter(a.cfg.mp, "edge"), "blastradius.edge.auth.results",
@@ -253,8 +258,12 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	if reason == ReasonNone {
 		p, reason, err = a.call(ctx, tok)
 	}
+	span := telemetry.Recording(ctx)
 	if reason == ReasonNone {
 		a.results.Add(a.index[OutcomeOK][ReasonNone], 1)
+		if span != nil {
+			span.SetAttributes(a.spanAttr[OutcomeOK][ReasonNone]...)
+		}
 		c := &authCtx[P]{Context: ctx, principal: p}
 		if a.cfg.observer != nil {
 			a.cfg.observer(r, c.res)
@@ -265,6 +274,9 @@ func (a *auth[P]) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	res := a.failed
 	res.Reason, res.Err = reason, err
 	a.results.Add(a.index[res.Outcome][reason], 1)
+	if span != nil {
+		span.SetAttributes(a.spanAttr[res.Outcome][reason]...)
+	}
 	switch reason {
 	case ReasonPanic: // logged by call, with the stack
 	case ReasonMissing, ReasonCanceled:
@@ -309,6 +321,9 @@ func (a *auth[P]) call(ctx context.Context, tok string) (p P, reason Reason, err
 			})
 			if st != nil {
 				st.live.Store(false)
+			}
+			if span := telemetry.Recording(ctx); span != nil {
+				telemetry.RecordPanic(span, v)
 			}
 		}
 	}()

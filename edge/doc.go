@@ -28,4 +28,26 @@
 //
 // An invalid option panics at construction, naming the option and its value
 // ([ErrInvalidConfig]); nil means the default.
+//
+// # Traces
+//
+// Each middleware records what it did to a request on the span already in
+// the request's context, so put the tracing handler (otelhttp's, say)
+// outside the chain, where its server span reaches them. It records only
+// when that span is recording: a request that is not traced, or whose trace
+// is sampled out, costs one context lookup and no allocation. edge starts
+// no span of its own, so it takes no tracer provider.
+//
+//   - [Auth] sets the span attributes blastradius.edge.auth.outcome (ok,
+//     anonymous or rejected) and, for a failure, blastradius.edge.auth.reason
+//     (a [Reason]); a panic in verify is also an exception event.
+//   - [Shed] adds the event blastradius.edge.shed to a refused request, with
+//     reason (rate, concurrency or queue_timeout) and retry_after (the
+//     Retry-After sent, in seconds), and blastradius.edge.shed.queued to a
+//     request that waited in the queue, with wait (seconds), when it leaves
+//     the queue: before its refusal if it got no slot.
+//   - [Recover] adds an exception event with exception.type (the panic
+//     value's Go type) and exception.message (its text, cut to 256 bytes).
+//     The stack goes to the log only: capturing one for every panic of a
+//     panic storm is the cost the log budget exists to avoid.
 package edge

@@ -73,6 +73,9 @@ func (rc *recoverer) handle(w *responseWriter, r *http.Request, v any) {
 	}
 	ctx := r.Context()
 	rc.panics.Add(ctx, 1)
+	if span := telemetry.Recording(ctx); span != nil {
+		telemetry.RecordPanic(span, v)
+	}
 	var st *stackValue
 	rc.logKey.log(ctx, slog.LevelError, func(rec *slog.Record) {
 		st = &stackValue{}

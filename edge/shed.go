@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 )
 
@@ -179,17 +180,18 @@ func (r shedReason) String() string {
 }
 
 type shedder struct {
-	cfg      shedConfig
-	now      func() time.Time
-	lim      *rate.Limiter
-	sem      chan struct{} // a token per request in flight (and, adaptive, per slot held back)
-	adapt    *limiter      // WithAdaptiveLimit; nil: none or static
-	waiting  atomic.Int64
-	logKeys  [numShedReasons]*logKey // "edge: request shed" per reason
-	shed     metric.Int64Counter
-	addOpts  [numShedReasons][]metric.AddOption
-	retry503 string
-	retry    [61]string // Retry-After values 0..60 s, precomputed
+	cfg        shedConfig
+	now        func() time.Time
+	lim        *rate.Limiter
+	sem        chan struct{} // a token per request in flight (and, adaptive, per slot held back)
+	adapt      *limiter      // WithAdaptiveLimit; nil: none or static
+	waiting    atomic.Int64
+	logKeys    [numShedReasons]*logKey // "edge: request shed" per reason
+	shed       metric.Int64Counter
+	addOpts    [numShedReasons][]metric.AddOption
+	reasonAttr [numShedReasons]attribute.KeyValue
+	retry503   string
+	retry      [61]string // Retry-After values 0..60 s, precomputed
 }
 
 // Shed returns middleware that sheds load instead of queueing it without
@@ -247,7 +249,8 @@ func Shed(opts ...ShedOption) Middleware {
 		"Requests refused by edge.Shed, by reason.", "{request}")
 	s.observe(meter)
 	for r := range numShedReasons {
-		s.addOpts[r] = telemetry.AddOpts(attribute.String("reason", r.String()))
+		s.reasonAttr[r] = attribute.String("reason", r.String())
+		s.addOpts[r] = telemetry.AddOpts(s.reasonAttr[r])
 	}
 	return s.wrap
 }
@@ -333,20 +336,33 @@ func (s *shedder) wait(ctx context.Context) (shedReason, bool) {
 		return shedConcurrency, false
 	}
 	defer s.waiting.Add(-1)
+	span := telemetry.Recording(ctx)
+	var start time.Time
+	if span != nil {
+		start = time.Now()
+	}
 	t := time.NewTimer(s.cfg.over.queueWait)
 	defer t.Stop()
+	reason, ok := shedQueueTimeout, false
 	select {
 	case s.sem <- struct{}{}:
-		return 0, true
+		reason, ok = 0, true
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return shedQueueTimeout, false
+	if span != nil {
+		span.AddEvent(eventQueued, trace.WithAttributes(attribute.Float64(attrWait, time.Since(start).Seconds())))
+	}
+	return reason, ok
 }
 
 func (s *shedder) refuse(w http.ResponseWriter, r *http.Request, reason shedReason, code int, retry string) {
 	ctx := r.Context()
 	s.shed.Add(ctx, 1, s.addOpts[reason]...)
+	if span := telemetry.Recording(ctx); span != nil {
+		secs, _ := strconv.ParseInt(retry, 10, 64)
+		span.AddEvent(eventShed, trace.WithAttributes(s.reasonAttr[reason], attribute.Int64(attrRetryAfter, secs)))
+	}
 	s.logKeys[reason].log(ctx, slog.LevelWarn, func(rec *slog.Record) {
 		rec.AddAttrs(slog.String("path", r.URL.Path))
 	})
