@@ -259,7 +259,7 @@ func TestKillWhileRefusingDocument(t *testing.T) {
 	})
 	must(t)(p.Kill(t.Context(), "search-v3", "INC-1"))
 	waitFor(t, 2*time.Second, "kill on both", func() bool { return allKilled(t, []*node{old, cur}, "search-v3") })
-	if st := old.gate(t, "search-v3").Status(); st.Reason != "INC-1" || st.KilledBy != rollout.KilledByCall {
+	if st := old.gate(t, "search-v3").Status(); st.Reason != "INC-1" || st.KilledBy != rollout.KilledByFleet {
 		t.Errorf("old's search-v3: %+v", st)
 	}
 	rk := must(t)(p.Kill(t.Context(), "router-v4", "INC-2"))

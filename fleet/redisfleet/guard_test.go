@@ -2,6 +2,7 @@ package redisfleet_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/fleet/redisfleet"
 	"github.com/blastradius/blastradius/fleet/redisfleet/internal/redistest"
 	"github.com/blastradius/blastradius/rollout"
 )
@@ -62,10 +64,16 @@ type guardedNode struct {
 	path      *rollout.Path[int, int]
 	failEvery atomic.Int64
 	calls     atomic.Int64
-	stop      func()
+	// stopTraffic stops the calls and waits for the last; die stops the
+	// guard and the calls without waiting, from any goroutine, the
+	// guard's own included; stop does both and waits.
+	stopTraffic, die, stop func()
 }
 
-func newGuardedNode(t *testing.T, addr, id string) *guardedNode {
+// newGuardedNode starts a guarded instance whose Syncer syncs through addr
+// and whose Guard pools its counts in store, nil meaning a store of its own
+// on addr.
+func newGuardedNode(t *testing.T, addr, id string, store fleet.GuardStore) *guardedNode {
 	t.Helper()
 	reg, _ := rollout.NewRegistry()
 	gate, _ := rollout.New("checkout-v2", rollout.WithPercent(50))
@@ -89,34 +97,37 @@ func newGuardedNode(t *testing.T, addr, id string) *guardedNode {
 			return in, nil
 		},
 	})
-	g, err := fleet.NewGuard(newStore(t, addr), gate, fleet.WithGuardInstanceID(id),
+	if store == nil {
+		store = newStore(t, addr)
+	}
+	g, err := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID(id),
 		fleet.WithBatchInterval(50*time.Millisecond), fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gn.g = g
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = g.Run(ctx) }()
-	go func() { // traffic: 100 keys every 5 ms
-		defer wg.Done()
+	tctx, stopCalls := context.WithCancel(ctx)
+	var guard, traffic sync.WaitGroup
+	guard.Go(func() { _ = g.Run(ctx) })
+	traffic.Go(func() { // 100 keys every 5 ms
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; {
 			select {
-			case <-ctx.Done():
+			case <-tctx.Done():
 				return
 			case <-tick.C:
 			}
 			for range 100 {
 				i++
-				_, _ = gn.path.Run(ctx, fmt.Sprintf("%s-%d", id, i), i)
+				_, _ = gn.path.Run(tctx, fmt.Sprintf("%s-%d", id, i), i)
 			}
 		}
-	}()
-	var once sync.Once
-	gn.stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	})
+	gn.stopTraffic = func() { stopCalls(); traffic.Wait() }
+	gn.die = cancel
+	gn.stop = func() { cancel(); traffic.Wait(); guard.Wait() }
 	t.Cleanup(gn.stop)
 	return gn
 }
@@ -127,7 +138,7 @@ func newGuardedNode(t *testing.T, addr, id string) *guardedNode {
 // live instance through the store.
 func TestGuardHolderDiesAnotherTakesOver(t *testing.T) {
 	srv := redistest.StartT(t)
-	ns := []*guardedNode{newGuardedNode(t, srv.Addr, "i0"), newGuardedNode(t, srv.Addr, "i1")}
+	ns := []*guardedNode{newGuardedNode(t, srv.Addr, "i0", nil), newGuardedNode(t, srv.Addr, "i1", nil)}
 	var first, second *guardedNode
 	waitFor(t, 10*time.Second, "a holder with 2 looks", func() bool {
 		for i, n := range ns {
@@ -161,7 +172,7 @@ func TestGuardHolderDiesAnotherTakesOver(t *testing.T) {
 // turns bad, and judges the fleet again once Redis answers.
 func TestGuardFallsBackWhileRedisHangs(t *testing.T) {
 	srv := redistest.StartT(t)
-	n := newGuardedNode(t, srv.Addr, "i0")
+	n := newGuardedNode(t, srv.Addr, "i0", nil)
 	waitFor(t, 10*time.Second, "the fleet guard's first look", func() bool {
 		st := n.g.Status()
 		return st.Mode == fleet.ModeFleet && st.Holder && st.Looks >= 1
@@ -185,4 +196,237 @@ func TestGuardFallsBackWhileRedisHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the fleet guard again", func() bool { return n.g.Status().Mode == fleet.ModeFleet })
+}
+
+// pooledCounts reads the counts every instance's Guard wrote for gate and
+// returns their sum and how many instances wrote them. The lease holder's
+// test state lies beside them under "~guard".
+func pooledCounts(t *testing.T, s *redisfleet.Store, gate string) (rollout.Counts, int) {
+	t.Helper()
+	all, err := s.Counts(t.Context(), gate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum rollout.Counts
+	n := 0
+	for id, v := range all {
+		if id == "~guard" {
+			continue
+		}
+		var c rollout.Counts
+		if err := json.Unmarshal(v, &c); err != nil {
+			t.Fatalf("counts of %s: %v", id, err)
+		}
+		sum = sum.Add(c)
+		n++
+	}
+	return sum, n
+}
+
+// exceeds reports whether an arm of a counts more than the same arm of b.
+func exceeds(a, b rollout.Counts) bool {
+	over := func(x, y rollout.ArmCounts) bool {
+		return x.Calls > y.Calls || x.Failures > y.Failures || x.Panics > y.Panics || x.Mismatches > y.Mismatches
+	}
+	return over(a.Old, b.Old) || over(a.New, b.New)
+}
+
+// A partition cuts one instance's Guard off Redis while both instances
+// keep serving: its batches fail, it judges its own counts and says so, the
+// other instance judges the fleet alone. After the partition heals it
+// judges the fleet again, and the counts pooled in Redis equal exactly the
+// sum of the instances' own counts: nothing served during the cut is lost,
+// nothing is counted twice, and at no moment do they exceed it.
+func TestGuardPartitionDuringBatching(t *testing.T) {
+	srv := redistest.StartT(t)
+	px := []*redistest.Proxy{redistest.NewProxyT(t, srv.Addr), redistest.NewProxyT(t, srv.Addr)}
+	ns := []*guardedNode{
+		newGuardedNode(t, srv.Addr, "i0", newStore(t, px[0].Addr)),
+		newGuardedNode(t, srv.Addr, "i1", newStore(t, px[1].Addr)),
+	}
+	waitFor(t, 10*time.Second, "a holder with a look", func() bool {
+		return ns[0].g.Status().Looks+ns[1].g.Status().Looks >= 1
+	})
+	cut, other := ns[0], ns[1]
+	atCut := cut.gate(t, "checkout-v2").Counts()
+	px[0].Cut()
+	waitFor(t, 5*time.Second, "the cut instance falls back", func() bool {
+		st := cut.g.Status()
+		return st.Mode == fleet.ModeLocal && st.StoreError != ""
+	})
+	waitFor(t, 5*time.Second, "calls served on both sides of the cut", func() bool {
+		st := other.g.Status()
+		return cut.gate(t, "checkout-v2").Counts().New.Calls >= atCut.New.Calls+2000 &&
+			st.Mode == fleet.ModeFleet && st.Holder
+	})
+	px[0].Heal()
+	waitFor(t, 5*time.Second, "the fleet guard again", func() bool { return cut.g.Status().Mode == fleet.ModeFleet })
+	for _, n := range ns {
+		n.stopTraffic()
+	}
+	var sum rollout.Counts
+	for _, n := range ns {
+		sum = sum.Add(n.gate(t, "checkout-v2").Counts())
+	}
+	reader := newStore(t, srv.Addr)
+	var pooled rollout.Counts
+	var writers int
+	d := waitFor(t, 5*time.Second, "pooled counts equal the instances' sum", func() bool {
+		pooled, writers = pooledCounts(t, reader, "checkout-v2")
+		if exceeds(pooled, sum) {
+			t.Fatalf("pooled counts %+v exceed the instances' sum %+v: counted twice", pooled, sum)
+		}
+		return pooled == sum
+	})
+	if writers != len(ns) {
+		t.Errorf("counts of %d writers in Redis, want %d", writers, len(ns))
+	}
+	for _, n := range ns {
+		if st := n.gate(t, "checkout-v2").Status(); st.Killed {
+			t.Errorf("%s: healthy rollout killed: %s", n.id, st.Reason)
+		}
+	}
+	t.Logf("%d calls served by 2 instances, %d by the cut one during the cut; pooled counts exact %v after the traffic stopped",
+		sum.Old.Calls+sum.New.Calls, cut.gate(t, "checkout-v2").Counts().New.Calls-atCut.New.Calls, d)
+}
+
+// errDead is what a dead instance's store calls return.
+var errDead = errors.New("the instance died")
+
+// deathPlan kills the first guard instance that reaches a point of its
+// verdict: "kill" (it has read the pooled counts and tripped, and is about
+// to publish the kill) or "state" (it has published the kill and is about
+// to store the test's state). It counts the kills published.
+type deathPlan struct {
+	at    string
+	died  atomic.Pointer[string]
+	kills atomic.Int64
+}
+
+// claim reports whether id is the one to die.
+func (p *deathPlan) claim(id string) bool { return p.died.CompareAndSwap(nil, &id) }
+
+// dyingStore is an instance's GuardStore that dies as its plan says: the
+// instance stops there, and every later call of it fails.
+type dyingStore struct {
+	fleet.GuardStore
+	plan *deathPlan
+	id   string
+	stop atomic.Pointer[func()] // stops the instance
+	dead atomic.Bool
+	puts atomic.Int64 // counts written
+}
+
+func (s *dyingStore) die() error {
+	s.dead.Store(true)
+	if stop := s.stop.Load(); stop != nil {
+		(*stop)()
+	}
+	return errDead
+}
+
+func (s *dyingStore) Publish(ctx context.Context, key string, value []byte) (fleet.Head, error) {
+	if s.dead.Load() {
+		return fleet.Head{}, errDead
+	}
+	if !strings.HasPrefix(key, "kill/") {
+		return s.GuardStore.Publish(ctx, key, value)
+	}
+	if s.plan.at == "kill" && s.plan.claim(s.id) {
+		return fleet.Head{}, s.die()
+	}
+	h, err := s.GuardStore.Publish(ctx, key, value)
+	if err == nil {
+		s.plan.kills.Add(1)
+	}
+	return h, err
+}
+
+func (s *dyingStore) PutCounts(ctx context.Context, name, id string, seq uint64, value []byte) error {
+	if s.dead.Load() {
+		return errDead
+	}
+	if id == "~guard" && s.plan.at == "state" && s.plan.kills.Load() > 0 && s.plan.claim(s.id) {
+		return s.die()
+	}
+	s.puts.Add(1)
+	return s.GuardStore.PutCounts(ctx, name, id, seq, value)
+}
+
+func (s *dyingStore) Counts(ctx context.Context, name string) (map[string][]byte, error) {
+	if s.dead.Load() {
+		return nil, errDead
+	}
+	return s.GuardStore.Counts(ctx, name)
+}
+
+func (s *dyingStore) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	if s.dead.Load() {
+		return false, errDead
+	}
+	return s.GuardStore.Lease(ctx, name, holder, ttl)
+}
+
+// The lease holder dies in the middle of a verdict: after it read the
+// pooled counts and tripped, before the kill was published; or after the
+// kill was published, before the test's state was stored. Either way the
+// other instance takes the lease over and the fleet ends with exactly one
+// kill: the survivor publishes the verdict the dead one did not, or sees
+// the published kill and does not publish another.
+func TestGuardHolderDiesMidVerdict(t *testing.T) {
+	for _, at := range []string{"kill", "state"} {
+		t.Run(at, func(t *testing.T) {
+			srv := redistest.StartT(t)
+			plan := &deathPlan{at: at}
+			ns := make([]*guardedNode, 2)
+			stores := make([]*dyingStore, 2)
+			for i := range ns {
+				id := fmt.Sprintf("i%d", i)
+				stores[i] = &dyingStore{GuardStore: newStore(t, srv.Addr), plan: plan, id: id}
+				ns[i] = newGuardedNode(t, srv.Addr, id, stores[i])
+				stores[i].stop.Store(&ns[i].die)
+			}
+			waitFor(t, 10*time.Second, "a holder with a look", func() bool {
+				return ns[0].g.Status().Looks+ns[1].g.Status().Looks >= 1
+			})
+			for _, n := range ns {
+				n.failEvery.Store(10)
+			}
+			waitFor(t, 10*time.Second, "a holder's death mid-verdict", func() bool { return plan.died.Load() != nil })
+			dead := *plan.died.Load()
+			survivor, store := ns[0], stores[0]
+			if dead == "i0" {
+				survivor, store = ns[1], stores[1]
+			}
+			d := waitFor(t, 5*time.Second, "the kill on the survivor", func() bool {
+				return survivor.gate(t, "checkout-v2").Status().Killed
+			})
+			st := survivor.gate(t, "checkout-v2").Status()
+			wantBy := "fleet-guard@" + dead // the dead one published it before dying
+			if at == "kill" {
+				wantBy = "fleet-guard@" + survivor.id
+			}
+			if !strings.Contains(st.Reason, "fleet guard: new") || st.KilledBy != rollout.KilledByFleet {
+				t.Errorf("survivor's kill: %s by %s", st.Reason, st.KilledBy)
+			}
+			snap, err := newStore(t, srv.Addr).Read(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range snap.Records {
+				if r.Key == "kill/checkout-v2" && !strings.Contains(string(r.Value), `"by":"`+wantBy+`"`) {
+					t.Errorf("kill record %s, want by %s", r.Value, wantBy)
+				}
+			}
+			// The survivor keeps holding the lease and judging a killed
+			// gate; it must not publish the kill again.
+			holds := waitFor(t, 5*time.Second, "the survivor holds the lease", func() bool { return survivor.g.Status().Holder })
+			puts := store.puts.Load()
+			waitFor(t, 5*time.Second, "ten more batches of the survivor", func() bool { return store.puts.Load() >= puts+10 })
+			if n := plan.kills.Load(); n != 1 {
+				t.Errorf("%d kills published, want 1", n)
+			}
+			t.Logf("%s died at %q; survivor %s killed the gate %v later, holding the lease after %v", dead, at, survivor.id, d, holds)
+		})
+	}
 }
