@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/blastradius/blastradius/logbudget"
 	"github.com/blastradius/blastradius/rollout"
 )
@@ -41,6 +43,8 @@ type guardConfig struct {
 	interval time.Duration
 	test     []rollout.GuardOption
 	logger   *slog.Logger
+	mp       metric.MeterProvider
+	syncer   *Syncer
 }
 
 // WithGuardInstanceID sets the id under which the Guard sends its counts
@@ -74,6 +78,25 @@ func WithBatchInterval(d time.Duration) GuardOption {
 // limits). The default is rollout's defaults.
 func WithTest(opts ...rollout.GuardOption) GuardOption {
 	return guardOption(func(c *guardConfig) error { c.test = append(c.test, opts...); return nil })
+}
+
+// WithSyncer reports the Guard's status in s's heartbeat (Instance.Guards,
+// so List and Handler show it) while the Guard runs, and, unless
+// WithGuardInstanceID says otherwise, sends the counts under s's id.
+func WithSyncer(s *Syncer) GuardOption {
+	return guardOption(func(c *guardConfig) error {
+		if s == nil {
+			return invalid("WithSyncer", "nil", "needs a Syncer")
+		}
+		c.syncer = s
+		return nil
+	})
+}
+
+// WithGuardMeterProvider sets the OpenTelemetry meter provider of the
+// guard's instruments (see the package doc), nil meaning the global one.
+func WithGuardMeterProvider(mp metric.MeterProvider) GuardOption {
+	return guardOption(func(c *guardConfig) error { c.mp = mp; return nil })
 }
 
 // WithGuardLogger sets the logger, nil meaning slog.Default(). Its records go
@@ -119,12 +142,16 @@ type Guard struct {
 	fleet    *verdictState // the pooled test's state while holding the lease
 	local    *verdictState // the local test's state while the store is unreachable
 
+	m *guardMetrics
+
 	mu sync.Mutex
 	st GuardStatus
 }
 
 // GuardStatus is a snapshot of a Guard. The zero value reports nothing.
 type GuardStatus struct {
+	// Gate is the guarded gate's name.
+	Gate string `json:"gate"`
 	// Mode is ModeFleet or ModeLocal; StoreError is the last store error
 	// while local.
 	Mode       string `json:"mode"`
@@ -134,9 +161,15 @@ type GuardStatus struct {
 	Holder    bool `json:"holder"`
 	Instances int  `json:"instances,omitempty"`
 	// Counts are the counts judged last: pooled, or the instance's own
-	// while local. Looks is the number of looks of the test.
-	Counts rollout.Counts `json:"counts"`
-	Looks  int            `json:"looks"`
+	// while local; Window those of the test's current window. Looks is
+	// the number of looks of the test, and Z and Critical the z statistic
+	// and its limit at the last look. All zero on an instance that
+	// neither holds the lease nor judges locally.
+	Counts   rollout.Counts `json:"counts"`
+	Window   rollout.Counts `json:"window"`
+	Looks    int            `json:"looks"`
+	Z        float64        `json:"z,omitempty"`
+	Critical float64        `json:"critical,omitempty"`
 	// Tripped is the reason of the last trip, until the gate resumes.
 	Tripped string `json:"tripped,omitempty"`
 }
@@ -170,6 +203,9 @@ func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard
 	if err != nil {
 		return nil, fmt.Errorf("%w: WithTest: %w", ErrInvalidConfig, err)
 	}
+	if c.id == "" && c.syncer != nil {
+		c.id = c.syncer.ID()
+	}
 	if c.id == "" {
 		host, _ := os.Hostname()
 		c.id = defaultID(host)
@@ -181,9 +217,11 @@ func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	pub, _ := NewPublisher(store, WithActor("fleet-guard@"+c.id))
-	return &Guard{store: store, gate: gate, pub: pub, test: test, cfg: c, countsID: defaultID(c.id),
+	gd := &Guard{store: store, gate: gate, pub: pub, test: test, cfg: c, countsID: defaultID(c.id),
 		log: slog.New(budget), counts: gate.Counts,
-		st: GuardStatus{Mode: ModeFleet}}, nil
+		st: GuardStatus{Gate: gate.Name(), Mode: ModeFleet}}
+	gd.m = newGuardMetrics(c.mp, gd)
+	return gd, nil
 }
 
 // Status reports the guard's state.
@@ -196,6 +234,10 @@ func (gd *Guard) Status() GuardStatus {
 // Run sends counts and judges every batch interval until ctx is done, then
 // returns ctx.Err(). Run must not be called twice at once.
 func (gd *Guard) Run(ctx context.Context) error {
+	if s := gd.cfg.syncer; s != nil {
+		s.addGuard(gd)
+		defer s.removeGuard(gd)
+	}
 	t := time.NewTicker(gd.cfg.interval)
 	defer t.Stop()
 	for {
@@ -230,12 +272,13 @@ func (gd *Guard) step(ctx context.Context) {
 		gd.log.Warn("fleet: store unreachable, guard falls back to the local counts", "gate", gd.gate.Name(), "error", err)
 		gd.local = newVerdictState(gd.test, own)
 	}
+	looks := gd.local.Looks
 	reason := gd.local.observe(own, killed)
+	gd.m.verdict(ModeLocal, gd.local.Looks > looks, reason != "")
 	if reason != "" {
 		_ = gd.gate.KillBy(rollout.KilledByGuard, "fleet guard, store unreachable, local verdict: "+reason)
 	}
-	gd.setStatus(GuardStatus{Mode: ModeLocal, StoreError: err.Error(), Counts: own,
-		Looks: gd.local.Looks, Tripped: gd.local.Tripped})
+	gd.setStatus(gd.local.status(GuardStatus{Mode: ModeLocal, StoreError: err.Error(), Counts: own}))
 }
 
 // stateID is the id under which the lease holder keeps the test's state.
@@ -292,6 +335,7 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	}
 	before := *gd.fleet
 	reason := gd.fleet.observe(pooled, killed)
+	looked := gd.fleet.Looks > before.Looks
 	if reason != "" {
 		reason = fmt.Sprintf("fleet guard: %s; pooled from %d instances", reason, instances)
 		err := appendHistory(ctx, gd.store, name, HistoryEntry{At: time.Now(), Kind: EntryVerdict,
@@ -306,6 +350,7 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 			return err
 		}
 	}
+	gd.m.verdict(ModeFleet, looked, reason != "")
 	if gd.fleet.changed(before) {
 		gd.fleet.Seq++
 		b, _ := json.Marshal(gd.fleet)
@@ -314,15 +359,28 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 		}
 	}
 	gd.holder = true
-	gd.setStatus(GuardStatus{Mode: ModeFleet, Holder: true, Instances: instances, Counts: pooled,
-		Looks: gd.fleet.Looks, Tripped: gd.fleet.Tripped})
+	gd.setStatus(gd.fleet.status(GuardStatus{Mode: ModeFleet, Holder: true, Instances: instances, Counts: pooled}))
 	return nil
 }
 
+// setStatus sets the status; a change of mode, of holder or of trip is
+// heartbeat at once by the Syncer (WithSyncer).
 func (gd *Guard) setStatus(st GuardStatus) {
+	st.Gate = gd.gate.Name()
 	gd.mu.Lock()
+	prev := gd.st
 	gd.st = st
 	gd.mu.Unlock()
+	if s := gd.cfg.syncer; s != nil && (prev.Mode != st.Mode || prev.Holder != st.Holder || prev.Tripped != st.Tripped) {
+		s.heartbeatSoon()
+	}
+}
+
+// status completes st with the test's state.
+func (j *verdictState) status(st GuardStatus) GuardStatus {
+	st.Window = st.Counts.Sub(j.LookBase)
+	st.Looks, st.Z, st.Critical, st.Tripped = j.Looks, j.Z, j.Critical, j.Tripped
+	return st
 }
 
 // verdictState is the guard's checkpoint rule, as rollout's guard applies it, on
@@ -341,6 +399,8 @@ type verdictState struct {
 	Waiting  bool             `json:"waiting"`
 	Looks    int              `json:"looks"`
 	LastN    int64            `json:"last_n"`
+	Z        float64          `json:"z,omitempty"` // the last look's
+	Critical float64          `json:"critical,omitempty"`
 	Tripped  string           `json:"tripped,omitempty"`
 	Paused   bool             `json:"paused,omitempty"` // the gate is killed
 }
@@ -400,7 +460,7 @@ func (j *verdictState) observe(cur rollout.Counts, killed bool) string {
 		j.Waiting = false
 		j.Looks++
 		l := j.test.Look(j.Looks, j.LastN, n, w)
-		j.LastN = n
+		j.LastN, j.Z, j.Critical = n, l.Z, l.Critical
 		if l.Trip {
 			j.Tripped = l.Reason
 			return l.Reason

@@ -55,6 +55,11 @@ type Instance struct {
 	Stopped bool `json:"stopped,omitempty"`
 	// Gates are the instance's gates and their state.
 	Gates []GateState `json:"gates"`
+	// Guards are the status of the fleet Guards that run beside the
+	// Syncer (WithSyncer), by gate: whether the instance holds the lease
+	// and judges the fleet, or judges locally while the store is
+	// unreachable, its looks, last z and the counts judged.
+	Guards []GuardStatus `json:"guards,omitempty"`
 }
 
 // Rejection is a record that an instance refused, and why.

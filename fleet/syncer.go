@@ -59,6 +59,7 @@ type Syncer struct {
 	contacted   bool
 	storeErr    string
 	staleLogged bool
+	guards      []*Guard // running Guards WithSyncer(s), reported in the heartbeat
 }
 
 // New returns a Syncer that applies store's state to reg. It does nothing
@@ -166,12 +167,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	defer s.running.Store(false)
 	// A change made on this instance (its admin handler, its guard, its
 	// schedule) reaches the fleet view at once, not at the next heartbeat.
-	defer s.reg.OnChange(func(string) {
-		select {
-		case s.beat <- struct{}{}:
-		default:
-		}
-	})()
+	defer s.reg.OnChange(func(string) { s.heartbeatSoon() })()
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -211,6 +207,28 @@ func (s *Syncer) notify(e Event) {
 		s.m.reconnects.Add(context.Background(), 1, s.m.none...)
 	}
 	s.signal()
+}
+
+// heartbeatSoon makes Run heartbeat at once; it never blocks.
+func (s *Syncer) heartbeatSoon() {
+	select {
+	case s.beat <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Syncer) addGuard(g *Guard) {
+	s.mu.Lock()
+	s.guards = append(s.guards, g)
+	s.mu.Unlock()
+	s.heartbeatSoon()
+}
+
+func (s *Syncer) removeGuard(g *Guard) {
+	s.mu.Lock()
+	s.guards = slices.DeleteFunc(s.guards, func(x *Guard) bool { return x == g })
+	s.mu.Unlock()
+	s.heartbeatSoon()
 }
 
 func (s *Syncer) signal() {
@@ -549,7 +567,12 @@ func (s *Syncer) Status() Instance {
 		r := *s.rejected
 		in.Rejected = &r
 	}
+	guards := slices.Clone(s.guards)
 	s.mu.Unlock()
+	for _, g := range guards {
+		in.Guards = append(in.Guards, g.Status())
+	}
+	slices.SortFunc(in.Guards, func(a, b GuardStatus) int { return cmp.Compare(a.Gate, b.Gate) })
 	in.Config = s.reg.Config()
 	gs := s.reg.Gates()
 	in.Gates = make([]GateState, 0, len(gs))

@@ -137,6 +137,11 @@ func judge(in Instance, ttl time.Duration, v View, current map[string]uint64) Me
 	if in.Stale {
 		m.Problems = append(m.Problems, "stale: reports no store contact since "+in.LastContact.Format(time.RFC3339))
 	}
+	for _, g := range in.Guards {
+		if g.Mode == ModeLocal {
+			m.Problems = append(m.Problems, fmt.Sprintf("guard of %s judges this instance alone: %s", g.Gate, g.StoreError))
+		}
+	}
 	return m
 }
 
