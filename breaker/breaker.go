@@ -12,6 +12,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/blastradius/blastradius/internal/telemetry"
 	"github.com/blastradius/blastradius/logbudget"
@@ -251,7 +252,7 @@ func (b *Breaker) Name() string { return b.name }
 // the resulting transition is reported after the lock is released.
 func (b *Breaker) State() State {
 	s := State(b.cb.State())
-	b.flush()
+	b.flush(nil)
 	return s
 }
 
@@ -297,6 +298,7 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (int, error) {
 	if b.throttle != nil && b.throttle.reject() {
 		b.calls.Add(outThrottled, 1)
+		b.traceRejection(ctx, rejectThrottled)
 		return outThrottled, ErrThrottled
 	}
 	var err error
@@ -308,10 +310,11 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (
 				b.throttle.observe(outFailure)
 			}
 			b.calls.Add(outFailure, 1)
-			b.flushIfPending()
+			b.flushIfPending(ctx)
 		}
 	}()
 	_, gerr := b.cb.Execute(func() (struct{}, error) {
+		b.flushIfPending(ctx) // a transition this call made, such as open to half-open, before fn runs
 		err = fn(ctx)
 		if err == nil {
 			out = outSuccess
@@ -328,9 +331,14 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (
 		return struct{}{}, errCountFailure
 	})
 	finished = true
-	b.flushIfPending()
+	b.flushIfPending(ctx)
 	if gerr == gobreaker.ErrOpenState || gerr == gobreaker.ErrTooManyRequests {
 		b.calls.Add(outRejected, 1)
+		if gerr == gobreaker.ErrOpenState {
+			b.traceRejection(ctx, rejectOpen)
+		} else {
+			b.traceRejection(ctx, rejectProbes)
+		}
 		return outRejected, ErrOpen
 	}
 	if b.throttle != nil {
@@ -340,11 +348,11 @@ func (b *Breaker) attempt(ctx context.Context, fn func(context.Context) error) (
 	return out, err
 }
 
-// flushIfPending dispatches queued transitions, if any; the check is one
-// atomic load.
-func (b *Breaker) flushIfPending() {
+// flushIfPending dispatches queued transitions, if any, recording them on
+// ctx's span; the check is one atomic load.
+func (b *Breaker) flushIfPending(ctx context.Context) {
 	if b.pendingN.Load() != 0 {
-		b.flush()
+		b.flush(telemetry.Recording(ctx))
 	}
 }
 
@@ -360,8 +368,9 @@ func (b *Breaker) enqueue(_ string, from, to gobreaker.State) {
 // flush dispatches queued transitions in order, outside gobreaker's lock.
 // One goroutine dispatches at a time; a callback that re-enters (for example
 // through State) returns at once and its transitions are picked up by the
-// loop of the goroutine already dispatching.
-func (b *Breaker) flush() {
+// loop of the goroutine already dispatching. Each transition is also an
+// event on span, the span of the call that dispatches it, unless span is nil.
+func (b *Breaker) flush(span trace.Span) {
 	for b.pendingN.Load() != 0 {
 		if !b.dispatch.TryLock() {
 			return
@@ -372,7 +381,7 @@ func (b *Breaker) flush() {
 		b.pendingN.Store(0)
 		b.pendingMu.Unlock()
 		for _, t := range batch {
-			b.report(t)
+			b.report(t, span)
 		}
 		b.dispatch.Unlock()
 	}
@@ -390,9 +399,12 @@ var transitionLogs = [...]struct {
 	Open:     {slog.LevelWarn, "breaker: opened"},
 }
 
-func (b *Breaker) report(t transition) {
+func (b *Breaker) report(t transition, span trace.Span) {
 	ctx := context.Background()
 	from, to := t.from.String(), t.to.String()
+	if span != nil {
+		span.AddEvent(eventTransition, trace.WithAttributes(b.transAttr, attribute.String("from", from), attribute.String("to", to)))
+	}
 	b.trans.Add(ctx, 1, metric.WithAttributes(b.transAttr, attribute.String("from", from), attribute.String("to", to)))
 	l := transitionLogs[t.to]
 	b.log.LogAttrs(ctx, l.level, l.msg, slog.String("breaker", b.name), slog.String("from", from), slog.String("to", to))

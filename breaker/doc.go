@@ -42,4 +42,27 @@
 // (excluded when the caller closes it before the deadline).
 // WithClassifier replaces the classification of non-nil errors; a panic in
 // fn is always a failure, and is re-panicked.
+//
+// # Traces
+//
+// Do and Call record what the breaker did to a call as events on the span
+// in the caller's ctx (through a Transport, the request's: put otelhttp's
+// transport outside it), and only when that span is recording; a
+// successful call records nothing, and an untraced or sampled-out call
+// allocates nothing. Every event has the attribute breaker.name. The
+// breaker starts no span of its own, so it takes no tracer provider.
+//
+//   - blastradius.breaker.rejected: the call was rejected without calling
+//     fn; reason is "open", "half-open" (its probes are all in flight) or
+//     "throttled" (WithAdaptiveThrottle).
+//   - blastradius.breaker.retry: a retry is about to wait; attempt is the
+//     number of the attempt it will make (2 for the first retry), wait the
+//     backoff in seconds, reason the failed attempt's error text (its first
+//     256 bytes).
+//   - blastradius.breaker.retry.stopped: retrying stopped with the call
+//     failed; attempts and reason, as in the *RetryError returned.
+//   - blastradius.breaker.transition: a state change, with from and to,
+//     dispatched by this call: one it made (a failure that opens, a probe
+//     that goes half-open and then closes) or, under concurrency, one
+//     another call made just before.
 package breaker

@@ -7,6 +7,10 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/blastradius/blastradius/internal/telemetry"
 )
 
 // ErrRetryBudget is the cause recorded in a *RetryError when the retry
@@ -113,7 +117,12 @@ func (b *Breaker) retry(ctx context.Context, fn func(context.Context) error, ret
 			timer.Stop()
 		}
 	}()
+	span := telemetry.Recording(ctx)
 	stop := func(attempts int, reason string, cause error) error {
+		if span != nil {
+			span.AddEvent(eventRetryStopped, trace.WithAttributes(b.transAttr,
+				attribute.Int("attempts", attempts), attribute.String("reason", reason)))
+		}
 		return &RetryError{Attempts: attempts, Reason: reason, Err: err, Cause: cause}
 	}
 	for attempts := 1; ; attempts++ {
@@ -128,7 +137,9 @@ func (b *Breaker) retry(ctx context.Context, fn func(context.Context) error, ret
 		if deadline, ok := ctx.Deadline(); ok && now.Add(wait).After(deadline) {
 			return stop(attempts, ReasonDeadline, nil)
 		}
-		if b.State() == Open {
+		state := State(b.cb.State())
+		b.flushIfPending(ctx)
+		if state == Open {
 			return stop(attempts, ReasonOpen, nil)
 		}
 		if !b.budget.withdraw(now) {
@@ -136,6 +147,10 @@ func (b *Breaker) retry(ctx context.Context, fn func(context.Context) error, ret
 			return stop(attempts, ReasonBudget, ErrRetryBudget)
 		}
 		b.retryCounter.Add(ctx, 1, b.retryOpts[retryAttempted]...)
+		if span != nil {
+			span.AddEvent(eventRetry, trace.WithAttributes(b.transAttr, attribute.Int("attempt", attempts+1),
+				attribute.Float64("wait", wait.Seconds()), attribute.String("reason", telemetry.Text(err.Error()))))
+		}
 		if r, ok := err.(releaser); ok {
 			r.release()
 		}
