@@ -54,12 +54,20 @@
 // # Fleet view
 //
 // Every instance heartbeats its id, host, build, applied head, config
-// version and hash, last refused record and gate states, every interval
-// (default 5 s) and right after each apply, with a TTL (default 15 s). List
+// version and hash, last refused record, gate states and fleet guards,
+// every interval (default 5 s), right after each apply and right after
+// every change of a gate made on the instance itself (its admin handler,
+// its guard, its schedule: rollout.Registry.OnChange), with a TTL (default
+// 15 s). List
 // (and Handler, and the blastradius command) marks the instances that are
 // behind the store's head, run a config whose hash differs from the store's
 // document, refuse its current version, report no store contact, stopped,
-// or vanished (their heartbeat expired).
+// or vanished (their heartbeat expired), and those whose guard judges
+// alone because it cannot reach the store.
+//
+// An instance applies the store's kills, resumes and percents on behalf
+// of the fleet (rollout.Gate.KillBy with rollout.KilledByFleet), so its
+// Status.KilledBy and its gate's history say "fleet".
 //
 // # Fleet guard
 //
@@ -70,7 +78,7 @@
 // run one Guard per gate in every instance, beside its Syncer, on a
 // GuardStore (MemoryStore, redisfleet.Store):
 //
-//	g, _ := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID(s.ID()))
+//	g, _ := fleet.NewGuard(store, gate, fleet.WithSyncer(s))
 //	go g.Run(ctx)
 //
 // Every batch (default 1 s) each instance writes its gate's cumulative
@@ -89,7 +97,26 @@
 // at look 1; Fisher p=1.2e-08); pooled from 8 instances". While the store
 // cannot be reached, each instance's Guard judges its own counts from the
 // start of the outage and kills its own gate, and says so (GuardStatus.Mode
-// "local", one log line).
+// "local", one log line, a problem of the instance in List). With
+// WithSyncer, the guard's status (mode, lease holder, looks, window counts,
+// last z) is in the instance's heartbeat (Instance.Guards).
+//
+// # Who was affected, across the fleet
+//
+// A HistoryStore (MemoryStore; the Redis driver) also keeps each gate's
+// fleet history: every publish through a Publisher (kill, resume, percent,
+// each gate's entry of a config document) with its time, actor, store
+// version and reason, and every trip of the fleet guard with its pooled
+// numbers; the last MaxHistory (1,024). Every batch, each instance's Guard
+// also writes its gate's exposure beside its counts: its last 32 windows
+// of state with the new arm's outcomes in each (rollout.Gate.Exposure) and
+// its last 100 failed keys. ReadHistory merges the store's history with
+// the changes the instances made on their own (creation, schedule steps,
+// local kills); History.WasEnabled(key, at) replays it and hashes the key
+// to tell whether some instance routed the key to the new path at that
+// moment. ReadExposure pools the instances' windows and failed keys over a
+// time range. Handler serves both read-only: GET /gates/{name}/history and
+// GET /gates/{name}/exposure?from=&to=.
 //
 // Measured on simulations of 8 instances that each see 1/8 of a gate at
 // 50% (fleet's TestFleetGuardPower and TestFleetGuardFalseKills): with the
@@ -107,7 +134,12 @@
 // cache); the histogram blastradius.fleet.apply.latency (seconds from the
 // store's publish time to the apply, by op); and the gauge
 // blastradius.fleet.staleness (seconds since the last store contact, by
-// service.instance.id). Repeated log lines pass through a log budget (see
+// service.instance.id). A Guard counts its verdicts in
+// blastradius.fleet.guard.verdicts (by feature_flag.key, mode fleet or
+// local, and result pass or trip: each look, and each absolute limit
+// reached), and the instance that judges reports the gauges
+// blastradius.fleet.guard.looks and blastradius.fleet.guard.z (the last
+// look's z statistic), by feature_flag.key and service.instance.id. Repeated log lines pass through a log budget (see
 // WithLogger) that counts what it suppresses in
 // blastradius.logbudget.suppressed.
 package fleet
