@@ -156,12 +156,12 @@ func appendHistory(ctx context.Context, store Store, name string, e HistoryEntry
 }
 
 // ReadHistory returns the fleet history of gate name: the store's history
-// of it (publishes and fleet guard verdicts) merged with the changes each
-// instance made on its own (its creation, schedule steps, kills through its
-// own admin handler or guard), as the instances' fleet Guards report them
-// with their exposure (see ReadExposure), sorted by time. An instance's
-// changes applied from the store and from config are not repeated: the
-// publish stands for them. It needs a HistoryStore.
+// of it (publishes and fleet guard verdicts, Instance empty) merged with the
+// changes of each instance (Instance set), as its fleet Guard reports them
+// with its exposure data (its last 32 changes; see ReadExposure): its
+// creation, schedule steps, kills through its own admin handler or guard,
+// and the moment it applied each publish; sorted by time. It needs a
+// HistoryStore.
 func ReadHistory(ctx context.Context, store Store, name string) (History, error) {
 	h, _, err := readHistory(ctx, store, name)
 	return h, err
@@ -197,9 +197,6 @@ func readHistory(ctx context.Context, store Store, name string) (History, exposu
 		h.Salt = cmp.Or(x.Salt, h.Salt)
 		for _, w := range x.Windows {
 			ev := w.Event
-			if ev.Source == rollout.KilledByFleet || ev.Source == rollout.KilledByConfig {
-				continue
-			}
 			p := ev.Percent
 			h.Entries = append(h.Entries, HistoryEntry{At: ev.At, Kind: ev.Kind, Source: ev.Source, Instance: x.Instance,
 				Reason: ev.Reason, Percent: &p, Killed: ev.Killed})

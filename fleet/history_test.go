@@ -80,15 +80,19 @@ func TestFleetHistoryAndExposure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Each publish, then each instance applying it, at the same fake
+		// time: the publish first.
 		var kinds []string
 		for _, e := range h.Entries {
 			kinds = append(kinds, e.Kind+"/"+e.Source+"/"+e.Instance)
 		}
-		want := []string{"created//i0", "created//i1", "created//i2", "percent/fleet/", "kill/fleet/"}
+		want := []string{"created//i0", "created//i1", "created//i2",
+			"percent/fleet/", "percent/fleet/i0", "percent/fleet/i1", "percent/fleet/i2",
+			"kill/fleet/", "kill/fleet/i0", "kill/fleet/i1", "kill/fleet/i2"}
 		if fmt.Sprint(kinds) != fmt.Sprint(want) || h.Salt != guarded || h.Unreadable != 0 {
 			t.Fatalf("history %q (salt %q, %d unreadable), want %q", kinds, h.Salt, h.Unreadable, want)
 		}
-		if e := h.Entries[4]; e.Reason != "INC-42" || e.By != "oncall@test" || e.Version != 2 {
+		if e := h.Entries[7]; e.Reason != "INC-42" || e.By != "oncall@test" || e.Version != 2 {
 			t.Errorf("kill entry %+v", e)
 		}
 
@@ -214,5 +218,27 @@ func TestHistoryReplaysConfig(t *testing.T) {
 	}
 	if h.WasEnabled("k", at(0).Add(-time.Second)) {
 		t.Error("enabled before the first entry")
+	}
+}
+
+// An instance's own changes apply to it alone: a restarted instance is
+// live from its creation until it applies the fleet's kill, while another
+// instance's local kill leaves the rest of the fleet live.
+func TestHistoryReplaysInstances(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	pct := func(p float64) *float64 { return &p }
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	h := fleet.History{Gate: "g", Salt: "g", Entries: []fleet.HistoryEntry{
+		{At: at(0), Kind: rollout.EventCreated, Instance: "i0", Percent: pct(100)},
+		{At: at(0), Kind: rollout.EventCreated, Instance: "i1", Percent: pct(100)},
+		{At: at(1), Kind: rollout.EventKill, Source: rollout.KilledByCall, Instance: "i0", Percent: pct(100), Killed: true},
+		{At: at(2), Kind: rollout.EventKill, Source: rollout.KilledByFleet},
+		{At: at(3), Kind: rollout.EventCreated, Instance: "i1", Percent: pct(100)}, // i1 restarts
+		{At: at(4), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i1", Percent: pct(100), Killed: true},
+	}}
+	for m, want := range []bool{true, true, false, true, false} {
+		if got := h.WasEnabled("k", at(m).Add(time.Second)); got != want {
+			t.Errorf("minute %d: %v, want %v", m, got, want)
+		}
 	}
 }
