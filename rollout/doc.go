@@ -101,4 +101,26 @@
 // Registry counts config documents in blastradius.rollout.config.loads by
 // result ("applied" or "rejected"). Log records suppressed by a budget are
 // counted in blastradius.logbudget.suppressed.
+//
+// # Traces
+//
+// Path.Run and Path.Shadow record each call as events on the span in the
+// caller's ctx, and only when that span is recording: an untraced or
+// sampled-out call allocates nothing. Nothing starts a span of its own, so
+// there is no tracer provider to give. Every event has feature_flag.key.
+//
+//   - feature_flag.evaluation (semantic conventions): the gate's decision for
+//     the key, with feature_flag.provider.name "blastradius",
+//     feature_flag.result.variant ("new" if the gate enables the key,
+//     otherwise "old"), feature_flag.result.reason ("static" at 0% or 100%,
+//     "split" in between, "disabled" when killed), mode ("run" or "shadow")
+//     and outcome, that of the arm that served the call: for Run the arm
+//     the variant names, for Shadow always Old.
+//   - blastradius.rollout.fallback: Run called Old after New failed
+//     (Fallback), with Old's outcome.
+//   - blastradius.rollout.shadow: Shadow's call of New returned, with its
+//     outcome; with Async, only if the span is still recording by then.
+//   - blastradius.rollout.shadow.mismatch: New's result differed from Old's.
+//   - blastradius.rollout.shadow.skipped: New was not called, the cap
+//     MaxConcurrent being reached.
 package rollout

@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"github.com/blastradius/blastradius/internal/telemetry"
 )
 
 // Arms are the two code paths of a Path, and how to call and judge them:
@@ -122,15 +124,21 @@ func NewPath[In, Out any](g *Gate, arms Arms[In, Out]) (*Path[In, Out], error) {
 // Run returns.
 //
 // Without Timeout, Run reads no clock, takes no lock and allocates nothing:
-// its cost over calling the arm is Enabled and one atomic add, plus one on
-// calls of New when the gate has a guard. A failure of New also reads the
-// clock and takes a lock once, to keep the key among the samples of
-// Gate.Exposure.
+// its cost over calling the arm is Enabled, one atomic add and a look at
+// ctx's span, plus one add on calls of New when the gate has a guard. A
+// failure of New also reads the clock and takes a lock once, to keep the
+// key among the samples of Gate.Exposure. Only a recording span costs
+// more: the events of the call (see Traces in the package doc).
 func (p *Path[In, Out]) Run(ctx context.Context, key string, in In) (Out, error) {
 	g := p.g
-	if g.Enabled(key) {
+	span := telemetry.Recording(ctx)
+	on := g.Enabled(key)
+	if on {
 		v, o, err := p.call(ctx, armNew, p.arms.New, in, p.arms.Validate, p.arms.Timeout)
 		g.record(armNew, o, false, 1)
+		if span != nil {
+			g.traceRun(span, armNew, false, o)
+		}
 		if o == outOK {
 			return v, err
 		}
@@ -141,6 +149,9 @@ func (p *Path[In, Out]) Run(ctx context.Context, key string, in In) (Out, error)
 	}
 	v, o, err := p.call(ctx, armOld, p.arms.Old, in, p.arms.Validate, p.arms.Timeout)
 	g.record(armOld, o, false, 1)
+	if span != nil {
+		g.traceRun(span, armOld, on, o)
+	}
 	return v, err
 }
 
@@ -164,7 +175,7 @@ func (p *Path[In, Out]) Run(ctx context.Context, key string, in In) (Out, error)
 // failure, and is not compared) but never changes what Shadow returns: Old's
 // result is served as it is. Old runs with panic isolation too: its panic
 // becomes a *PanicError that Shadow returns, as Run does. Shadow allocates
-// only when it calls New.
+// only when it calls New, or records on a recording span.
 func (p *Path[In, Out]) Shadow(ctx context.Context, key string, in In) (Out, error) {
 	g := p.g
 	v, o, err := p.call(ctx, armOld, p.arms.Old, in, nil, 0)
@@ -172,12 +183,20 @@ func (p *Path[In, Out]) Shadow(ctx context.Context, key string, in In) (Out, err
 		o = outInvalid // counted as such, but served as it is
 	}
 	g.record(armOld, o, false, 1)
-	if !g.Enabled(key) {
+	on := g.Enabled(key)
+	span := telemetry.Recording(ctx)
+	if span != nil {
+		g.traceEvaluation(span, modeShadow, armOf(on), o)
+	}
+	if !on {
 		return v, err
 	}
 	if p.inFlight.Add(1) > p.maxConcurrent {
 		p.inFlight.Add(-1)
 		g.stats.skipped.Add(0, 1)
+		if span != nil {
+			g.traceSkipped(span)
+		}
 		return v, err
 	}
 	if p.arms.Async {
@@ -196,6 +215,9 @@ func (p *Path[In, Out]) shadow(ctx context.Context, key string, in In, old Out, 
 	v, o, _ := p.call(ctx, armNew, p.arms.New, in, p.arms.Validate, p.shadowTimeout)
 	mismatch := o == outOK && oldOK && !p.same(old, v)
 	g.record(armNew, o, mismatch, 1)
+	if span := telemetry.Recording(ctx); span != nil {
+		g.traceShadow(span, o, mismatch)
+	}
 	if o != outOK || mismatch {
 		g.failed(key, o, mismatch)
 	}
