@@ -45,7 +45,15 @@ func fleetStore(ctx context.Context, addr string) (store fleet.Store, name strin
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		keys := rs.Keys()
-		err := client.Del(cctx, keys[:len(keys)-1]...).Err() // the last is the channel
+		keys = keys[:len(keys)-1] // the last is the channel
+		iter := client.Scan(cctx, 0, rs.HistoryPattern(), 100).Iterator()
+		for iter.Next(cctx) {
+			keys = append(keys, iter.Val())
+		}
+		err := iter.Err()
+		if err == nil {
+			err = client.Del(cctx, keys...).Err()
+		}
 		if err != nil {
 			err = fmt.Errorf("redis %s: delete the keys {%s}:*: %w", addr, prefix, err)
 		}

@@ -196,6 +196,22 @@ func TestGuardFallsBackWhileRedisHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the fleet guard again", func() bool { return n.g.Status().Mode == fleet.ModeFleet })
+	// Back in the store, the instance reports its local kill in the fleet
+	// history.
+	store := newStore(t, srv.Addr)
+	waitFor(t, 5*time.Second, "the local kill in the fleet history", func() bool {
+		h, err := fleet.ReadHistory(t.Context(), store, "checkout-v2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range h.Entries {
+			if e.Kind == rollout.EventKill && e.Source == rollout.KilledByGuard && e.Instance == "i0" &&
+				strings.Contains(e.Reason, "store unreachable, local verdict") {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // pooledCounts reads the counts every instance's Guard wrote for gate and

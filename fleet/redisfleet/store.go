@@ -98,6 +98,7 @@ func WithHealthCheck(d time.Duration) Option {
 //	{P}:hb:expiry  zset    instance id → expiry in server milliseconds
 //	{P}:counts     hash    "gate id" → "seq counts": fleet.GuardStore's counts
 //	{P}:leases     hash    lease name → "expiry-milliseconds holder"
+//	{P}:history:G  list    fleet.HistoryStore's history of gate G, oldest first, the last fleet.MaxHistory entries
 //	{P}:changed    channel a bare "changed" after every publish
 //
 // A publish is one Lua script (set the epoch if missing, INCR the version,
@@ -115,7 +116,7 @@ type Store struct {
 	kEpoch, kVersion, kRecords, kHB, kHBExpiry, kCounts, kLeases, channel string
 }
 
-var _ fleet.GuardStore = (*Store)(nil)
+var _ fleet.HistoryStore = (*Store)(nil)
 
 // New returns a Store that uses client, which stays the caller's to
 // configure (addresses, TLS, ACLs, Sentinel, Cluster) and to close. A nil
@@ -141,10 +142,17 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 }
 
 // Keys returns the keys the store uses, in the order of the Store
-// documentation, and its channel last.
+// documentation, and its channel last; the history of every gate is under
+// HistoryPattern.
 func (s *Store) Keys() []string {
 	return []string{s.kEpoch, s.kVersion, s.kRecords, s.kHB, s.kHBExpiry, s.kCounts, s.kLeases, s.channel}
 }
+
+// HistoryPattern is the pattern (for SCAN MATCH) of the keys of the gates'
+// histories.
+func (s *Store) HistoryPattern() string { return s.historyKey("*") }
+
+func (s *Store) historyKey(gate string) string { return "{" + s.prefix + "}:history:" + gate }
 
 var publishScript = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
@@ -352,6 +360,35 @@ func (s *Store) Lease(ctx context.Context, name, holder string, ttl time.Duratio
 		return false, fmt.Errorf("redisfleet: lease: %w", err)
 	}
 	return n == 1, nil
+}
+
+var appendHistoryScript = redis.NewScript(`
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+return 1
+`)
+
+// AppendHistory implements fleet.HistoryStore: one script appends the entry
+// and trims the list to the last fleet.MaxHistory.
+func (s *Store) AppendHistory(ctx context.Context, name string, entry []byte) error {
+	err := appendHistoryScript.Run(ctx, s.c, []string{s.historyKey(name)}, entry, fleet.MaxHistory).Err()
+	if err != nil {
+		return fmt.Errorf("redisfleet: append history: %w", err)
+	}
+	return nil
+}
+
+// History implements fleet.HistoryStore.
+func (s *Store) History(ctx context.Context, name string) ([][]byte, error) {
+	all, err := s.c.LRange(ctx, s.historyKey(name), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisfleet: history: %w", err)
+	}
+	out := make([][]byte, len(all))
+	for i, e := range all {
+		out[i] = []byte(e)
+	}
+	return out, nil
 }
 
 // parseHead decodes {epoch or nil, version or nil}.
