@@ -161,3 +161,31 @@ func TestNotRecordingAllocatesNothing(t *testing.T) {
 		t.Errorf("Do rejection allocates %v per call", n)
 	}
 }
+
+// BenchmarkTrace prices the breaker's trace recording: each case untraced,
+// under a sampled-out span and under a recording one, interleaved (see
+// spantest.Bench), with the ratios to untraced.
+func BenchmarkTrace(b *testing.B) {
+	closed, err := breaker.New("payments", breaker.WithRetries(3), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	open, err := breaker.New("payments", breaker.WithConsecutiveFailures(1), breaker.WithOpenDuration(time.Hour), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = open.Do(context.Background(), fail)
+	f := func(context.Context) (int, error) { return 1, nil }
+	for _, c := range []struct {
+		name string
+		op   func(ctx context.Context)
+	}{
+		{"Do/success", func(ctx context.Context) { _ = closed.Do(ctx, ok) }},
+		{"Call/success", func(ctx context.Context) { _, _ = breaker.Call(ctx, closed, f) }},
+		{"Do/rejected", func(ctx context.Context) { _ = open.Do(ctx, ok) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			spantest.Bench(b, func(ctx context.Context) func() { return func() { c.op(ctx) } })
+		})
+	}
+}

@@ -218,3 +218,29 @@ func TestNotRecordingAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTrace prices edge's trace recording: each case untraced, under a
+// sampled-out span and under a recording one, interleaved (see
+// spantest.Bench), with the ratios to untraced.
+func BenchmarkTrace(b *testing.B) {
+	quiet := edge.WithLogger(slog.New(slog.DiscardHandler))
+	frozen := func() time.Time { return time.Unix(1_700_000_000, 0) }
+	limited := edge.Shed(edge.WithRate(rate.Every(30*time.Second), 1), edge.WithClock(frozen), quiet)(noop)
+	limited.ServeHTTP(&nopWriter{h: http.Header{}}, benchRequest("")) // takes the only token
+	for _, c := range []struct {
+		name, auth string
+		h          http.Handler
+	}{
+		{"Auth/valid", "Bearer v2.ada", edge.Auth(floodVerify, quiet)(noop)},
+		{"Auth/bad-token", "Bearer v1:ada", edge.Auth(floodVerify, quiet)(noop)},
+		{"Shed/admitted", "", edge.Shed(edge.WithMaxInFlight(8), quiet)(noop)},
+		{"Shed/rate-refused", "", limited},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			spantest.Bench(b, func(ctx context.Context) func() {
+				r, w := benchRequest(c.auth).WithContext(ctx), &nopWriter{h: http.Header{}}
+				return func() { c.h.ServeHTTP(w, r) }
+			})
+		})
+	}
+}

@@ -214,3 +214,34 @@ func TestNotRecordingAllocatesNothing(t *testing.T) {
 		t.Errorf("%v allocs per run, want 0", n)
 	}
 }
+
+// BenchmarkTrace prices the trace recording of Run and Shadow: each case
+// untraced, under a sampled-out span and under a recording one,
+// interleaved (see spantest.Bench), with the ratios to untraced.
+func BenchmarkTrace(b *testing.B) {
+	gate := func(pct float64) *rollout.Gate {
+		g, err := rollout.New("lookup-v2", rollout.WithPercent(pct))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return g
+	}
+	arms := rollout.Arms[string, int]{Old: intArm, New: intArm}
+	runNew, runMixed := path(b, gate(100), arms), path(b, gate(12.5), arms)
+	shadowOff := path(b, gate(0), arms)
+	for _, c := range []struct {
+		name string
+		op   func(ctx context.Context, key string)
+	}{
+		{"Run/new", func(ctx context.Context, k string) { _, _ = runNew.Run(ctx, k, k) }},
+		{"Run/mixed-12.5pct", func(ctx context.Context, k string) { _, _ = runMixed.Run(ctx, k, k) }},
+		{"Shadow/not-enabled", func(ctx context.Context, k string) { _, _ = shadowOff.Shadow(ctx, k, k) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			i := 0
+			spantest.Bench(b, func(ctx context.Context) func() {
+				return func() { c.op(ctx, benchKeys[i&1023]); i++ }
+			})
+		})
+	}
+}

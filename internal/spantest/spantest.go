@@ -106,15 +106,18 @@ const block = 100
 // request carrying it); it is called outside the timed blocks, once per
 // block for the recording span, which is new for each block. Bench reports
 // the time per operation of each and the ratios sampled-out/untraced and
-// traced/untraced, and the allocations of a traced operation.
+// traced/untraced, the allocations of a traced operation, and, for scale,
+// what starting and ending the span itself cost.
 func Bench(b *testing.B, prepare func(ctx context.Context) func()) {
 	tr := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())).Tracer("spantest")
 	bg := context.Background()
 	untraced, sampledOut := prepare(bg), prepare(NotRecording(bg))
-	var tu, ts, tt time.Duration
-	n := 0
+	var tu, ts, tt, tspan time.Duration
+	n, spans := 0, 0
 	for b.Loop() {
+		s0 := time.Now()
 		ctx, span := tr.Start(bg, "bench")
+		tspan += time.Since(s0)
 		traced := prepare(ctx)
 		t0 := time.Now()
 		for range block {
@@ -130,8 +133,10 @@ func Bench(b *testing.B, prepare func(ctx context.Context) func()) {
 		}
 		t3 := time.Now()
 		span.End()
+		tspan += time.Since(t3)
 		tu, ts, tt = tu+t1.Sub(t0), ts+t2.Sub(t1), tt+t3.Sub(t2)
 		n += block
+		spans++
 	}
 	ctx, span := tr.Start(bg, "bench")
 	allocs := testing.AllocsPerRun(block-1, prepare(ctx))
@@ -143,5 +148,6 @@ func Bench(b *testing.B, prepare func(ctx context.Context) func()) {
 	b.ReportMetric(float64(ts)/float64(tu), "sampled-out/untraced")
 	b.ReportMetric(float64(tt)/float64(tu), "traced/untraced")
 	b.ReportMetric(allocs, "traced-allocs/op")
+	b.ReportMetric(float64(tspan)/float64(spans), "span-start+end-ns")
 	b.ReportMetric(0, "ns/op") // an op is a block of each; see the metrics
 }
