@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -139,6 +142,33 @@ func TestTraceRetries(t *testing.T) {
 		names, attrs := traced(t, func(ctx context.Context) { _ = b.Do(ctx, fail) })
 		wantEvents(t, "call", names, attrs,
 			"blastradius.breaker.retry.stopped", with("attempts", int64(1), "reason", breaker.ReasonBudget))
+	})
+}
+
+// TestTraceTransport: through a Transport, the events land on the span of
+// the request's context (otelhttp's client span, when its transport wraps
+// this one).
+func TestTraceTransport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := &fakeBase{respond: failFirst(1, http.StatusServiceUnavailable, nil)}
+		tr := mustTransport(t, base, breaker.WithRetries(1, generous(t), breaker.WithBackoff(100*time.Millisecond, time.Second),
+			breaker.WithJitter(0)), quiet)
+		names, attrs := traced(t, func(ctx context.Context) {
+			req := httptest.NewRequestWithContext(ctx, "GET", "http://api.test/orders", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("RoundTrip: %v, %v", resp, err)
+			}
+			_ = resp.Body.Close()
+		})
+		if len(attrs) == 1 {
+			if r, _ := attrs[0]["reason"].(string); !strings.Contains(r, "503") {
+				t.Errorf("retry reason %q, want the 503's error text", r)
+			}
+			delete(attrs[0], "reason")
+		}
+		wantEvents(t, "request", names, attrs,
+			"blastradius.breaker.retry", map[string]any{"breaker.name": "api.test", "attempt": int64(2), "wait": 0.1})
 	})
 }
 
