@@ -34,9 +34,10 @@
 // Each middleware records what it did to a request on the span already in
 // the request's context, so put the tracing handler (otelhttp's, say)
 // outside the chain, where its server span reaches them. It records only
-// when that span is recording: a request that is not traced, or whose trace
-// is sampled out, costs one context lookup and no allocation. edge starts
-// no span of its own, so it takes no tracer provider.
+// when that span is recording: a request that is not traced, or whose
+// trace is sampled out, costs at most one context lookup and no
+// allocation. edge starts no span of its own, so it takes no tracer
+// provider.
 //
 //   - [Auth] sets the span attributes blastradius.edge.auth.outcome (ok,
 //     anonymous or rejected) and, for a failure, blastradius.edge.auth.reason
