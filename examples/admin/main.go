@@ -2,32 +2,70 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/blastradius/blastradius/console"
 	"github.com/blastradius/blastradius/examples/internal/metricsprint"
 	"github.com/blastradius/blastradius/rollout"
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout); err != nil {
+	serve := flag.String("serve", "", "after the demo, serve the console and the admin API on this address (such as 127.0.0.1:8080) until interrupted")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Stdout, *serve); err != nil {
 		fmt.Fprintln(os.Stderr, "admin:", err)
 		os.Exit(1)
 	}
 }
 
-const operator = "Bearer s3cret-operator-token"
+const (
+	password = "s3cret-operator-token"
+	operator = "Bearer " + password
+)
 
-func run(ctx context.Context, out io.Writer) error {
+// authorize lets the operator in: a script with the bearer token, a browser
+// with basic auth (user operator, the same secret).
+func authorize(r *http.Request) bool {
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(operator)) == 1 {
+		return true
+	}
+	user, pass, ok := r.BasicAuth()
+	return ok && user == "operator" && subtle.ConstantTimeCompare([]byte(pass), []byte(password)) == 1
+}
+
+// askForPassword answers a request without credentials 401 with a basic
+// auth challenge, so that a browser asks for the password.
+func askForPassword(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="blastradius console", charset="UTF-8"`)
+			http.Error(w, "credentials needed", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// run runs the demo on a loopback port and returns; with addr, it serves
+// on addr and, after the demo, keeps serving until ctx is done.
+func run(ctx context.Context, out io.Writer, addr string) error {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(ctx)
@@ -60,17 +98,22 @@ func run(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "config 2 rejected: %v; still on config %s\n", err, reg.Config().Version)
 
 	mux := http.NewServeMux()
-	mux.Handle("/admin/rollout/", http.StripPrefix("/admin/rollout", rollout.Handler(reg, func(r *http.Request) bool {
-		return r.Header.Get("Authorization") == operator
-	})))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mux.Handle("/admin/rollout/", http.StripPrefix("/admin/rollout", rollout.Handler(reg, authorize)))
+	mux.Handle("/admin/console/", askForPassword(http.StripPrefix("/admin/console", console.Handler(reg, authorize,
+		console.WithLogger(slog.New(slog.DiscardHandler))))))
+	serve := addr != ""
+	if !serve {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Shutdown(ctx)
-	base := "http://" + ln.Addr().String() + "/admin/rollout"
+	defer srv.Shutdown(context.WithoutCancel(ctx))
+	root := "http://" + ln.Addr().String()
+	base := root + "/admin/rollout"
 
 	call := func(method, path, auth, body string) error {
 		req, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
@@ -116,6 +159,50 @@ func run(ctx context.Context, out io.Writer) error {
 	for _, s := range list.Gates {
 		fmt.Fprintf(out, "%-12s percent=%-4v killed=%-5v reason=%q\n", s.Name, s.Percent, s.Killed, s.Reason)
 	}
+	if err := consoleDemo(ctx, out, root+"/admin/console/"); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, "-- metrics:")
-	return metricsprint.Print(ctx, out, reader, "blastradius.rollout.")
+	if err := metricsprint.Print(ctx, out, reader, "blastradius.rollout."); err != nil {
+		return err
+	}
+	if !serve {
+		return nil
+	}
+	fmt.Fprintf(out, "console: %s (user operator, password %s); interrupt to stop\n", root+"/admin/console/", password)
+	<-ctx.Done()
+	return nil
+}
+
+// consoleDemo is what a browser sends to the console: the page without
+// and with credentials, then a forged kill from another site's form.
+func consoleDemo(ctx context.Context, out io.Writer, consoleURL string) error {
+	fmt.Fprintln(out, "-- console:")
+	forged := url.Values{"reason": {"forged"}, "confirm": {"yes"}}.Encode()
+	for _, c := range []struct {
+		what, method, path, body string
+		header                   map[string]string
+	}{
+		{"page, no credentials", "GET", "", "", nil},
+		{"page", "GET", "", "", map[string]string{"Authorization": operator}},
+		{"kill from another site", "POST", "gates/search-v3/kill", forged, map[string]string{
+			"Authorization": operator, "Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site"}},
+	} {
+		req, _ := http.NewRequestWithContext(ctx, c.method, consoleURL+c.path, strings.NewReader(c.body))
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		line := fmt.Sprintf("%-4s %-22s -> %d", c.method, c.what, resp.StatusCode)
+		if x := resp.Header.Get("X-Frame-Options"); x != "" {
+			line += ", X-Frame-Options: " + x
+		}
+		fmt.Fprintln(out, line)
+	}
+	return nil
 }
