@@ -6,6 +6,7 @@ package spantest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,14 +106,16 @@ const block = 100
 // export). prepare returns the operation for a context (for example a
 // request carrying it); it is called outside the timed blocks, once per
 // block for the recording span, which is new for each block. Bench reports
-// the time per operation of each and the ratios sampled-out/untraced and
-// traced/untraced, the allocations of a traced operation, and, for scale,
-// what starting and ending the span itself cost.
+// the time per operation of each, the ratios sampled-out/untraced and
+// traced/untraced (medians over the blocks, so that a burst of load on the
+// machine does not skew them), the allocations of a traced operation and,
+// for scale, what starting and ending the span itself cost.
 func Bench(b *testing.B, prepare func(ctx context.Context) func()) {
 	tr := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())).Tracer("spantest")
 	bg := context.Background()
 	untraced, sampledOut := prepare(bg), prepare(NotRecording(bg))
 	var tu, ts, tt, tspan time.Duration
+	var rs, rt []float64 // per block: sampled-out/untraced, traced/untraced
 	n, spans := 0, 0
 	for b.Loop() {
 		s0 := time.Now()
@@ -135,6 +138,8 @@ func Bench(b *testing.B, prepare func(ctx context.Context) func()) {
 		span.End()
 		tspan += time.Since(t3)
 		tu, ts, tt = tu+t1.Sub(t0), ts+t2.Sub(t1), tt+t3.Sub(t2)
+		rs = append(rs, float64(t2.Sub(t1))/float64(t1.Sub(t0)))
+		rt = append(rt, float64(t3.Sub(t2))/float64(t1.Sub(t0)))
 		n += block
 		spans++
 	}
@@ -145,9 +150,14 @@ func Bench(b *testing.B, prepare func(ctx context.Context) func()) {
 	b.ReportMetric(per(tu), "untraced-ns/op")
 	b.ReportMetric(per(ts), "sampled-out-ns/op")
 	b.ReportMetric(per(tt), "traced-ns/op")
-	b.ReportMetric(float64(ts)/float64(tu), "sampled-out/untraced")
-	b.ReportMetric(float64(tt)/float64(tu), "traced/untraced")
+	b.ReportMetric(median(rs), "sampled-out/untraced")
+	b.ReportMetric(median(rt), "traced/untraced")
 	b.ReportMetric(allocs, "traced-allocs/op")
 	b.ReportMetric(float64(tspan)/float64(spans), "span-start+end-ns")
 	b.ReportMetric(0, "ns/op") // an op is a block of each; see the metrics
+}
+
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
