@@ -290,7 +290,7 @@ const stateID = "~guard"
 func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool) error {
 	name := gd.gate.Name()
 	gd.seq++
-	b, _ := json.Marshal(own)
+	b, _ := json.Marshal(countsValue{own, time.Now()})
 	if err := gd.store.PutCounts(ctx, name, gd.countsID, gd.seq, b); err != nil {
 		return err
 	}
@@ -313,24 +313,30 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	if err != nil {
 		return err
 	}
-	var pooled rollout.Counts
 	var state []byte
-	instances := 0
+	entries := make(map[string]countsValue, len(all))
 	for id, v := range all {
 		if id == stateID {
 			state = v
 			continue
 		}
-		var c rollout.Counts
+		var c countsValue
 		if json.Unmarshal(v, &c) == nil {
-			pooled = pooled.Add(c)
-			instances++
+			entries[id] = c
 		}
 	}
 	if gd.fleet == nil { // taking over: continue the test where it stopped
-		gd.fleet = newVerdictState(gd.test, pooled)
-		if state != nil {
-			_ = json.Unmarshal(state, gd.fleet)
+		gd.fleet = &verdictState{test: gd.test}
+		if state == nil || json.Unmarshal(state, gd.fleet) != nil {
+			gd.fleet = &verdictState{test: gd.test}
+			gd.fleet.reset(gd.fleet.pool(entries))
+		}
+	}
+	pooled := gd.fleet.pool(entries)
+	instances := 0 // the processes whose counts are pooled, not folded
+	for id := range entries {
+		if _, folded := gd.fleet.FoldedIDs[id]; !folded {
+			instances++
 		}
 	}
 	before := *gd.fleet
@@ -360,6 +366,9 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	}
 	gd.holder = true
 	gd.setStatus(gd.fleet.status(GuardStatus{Mode: ModeFleet, Holder: true, Instances: instances, Counts: pooled}))
+	if gd.seq%foldEvery == 0 {
+		return gd.fold(ctx, name, entries)
+	}
 	return nil
 }
 
@@ -403,6 +412,24 @@ type verdictState struct {
 	Critical float64          `json:"critical,omitempty"`
 	Tripped  string           `json:"tripped,omitempty"`
 	Paused   bool             `json:"paused,omitempty"` // the gate is killed
+	// Folded are the counts of processes that stopped writing theirs,
+	// folded into the state by fold; FoldedIDs their counts ids and when
+	// they were folded, so that an entry folded but not yet deleted (or
+	// written again late) is never counted twice.
+	Folded    rollout.Counts       `json:"folded,omitzero"`
+	FoldedIDs map[string]time.Time `json:"folded_ids,omitempty"`
+}
+
+// pool sums the counts of entries, except those folded, and the folded
+// counts.
+func (j *verdictState) pool(entries map[string]countsValue) rollout.Counts {
+	sum := j.Folded
+	for id, c := range entries {
+		if _, folded := j.FoldedIDs[id]; !folded {
+			sum = sum.Add(c.Counts)
+		}
+	}
+	return sum
 }
 
 func newVerdictState(t *rollout.GuardTest, cur rollout.Counts) *verdictState {
@@ -412,7 +439,8 @@ func newVerdictState(t *rollout.GuardTest, cur rollout.Counts) *verdictState {
 }
 
 func (j *verdictState) reset(cur rollout.Counts) {
-	*j = verdictState{test: j.test, Seq: j.Seq, Base: cur, LookBase: cur, Due: j.test.CheckEvery()}
+	*j = verdictState{test: j.test, Seq: j.Seq, Base: cur, LookBase: cur, Due: j.test.CheckEvery(),
+		Folded: j.Folded, FoldedIDs: j.FoldedIDs}
 }
 
 // windowBase is the counts at the start of the window.
