@@ -97,20 +97,21 @@
 // at look 1; Fisher p=1.2e-08); pooled from 8 instances". While the store
 // cannot be reached, each instance's Guard judges its own counts from the
 // start of the outage and kills its own gate, and says so (GuardStatus.Mode
-// "local", one log line, a problem of the instance in List). Every
-// process writes its counts under an id of its own, so each restart adds
-// an entry; on a store that can delete them (CountsDeleter: MemoryStore,
-// the Redis driver) the lease holder folds the counts of processes silent
-// for FoldAfter (10 min) into the test's state, then deletes them: the
-// pooled sum stays whole, and a late write of a folded process counts
-// nothing again. With
+// "local", one log line, a problem of the instance in List). With
 // WithSyncer, the guard's status (mode, lease holder, looks, window counts,
 // last z) is in the instance's heartbeat (Instance.Guards).
 //
+// Every process writes its counts under an id of its own, so each restart
+// adds an entry. On a store that can delete them (CountsDeleter:
+// MemoryStore, and any driver that implements it) the lease holder folds
+// the counts of processes silent for FoldAfter (10 min) into the test's
+// state, then deletes them: the pooled sum stays whole, and a late write of
+// a folded process counts nothing again.
+//
 // # Who was affected, across the fleet
 //
-// A HistoryStore (MemoryStore; the Redis driver) also keeps each gate's
-// fleet history: every publish through a Publisher (kill, resume, percent,
+// A HistoryStore (MemoryStore, and any driver that implements it) also
+// keeps each gate's fleet history: every publish through a Publisher (kill, resume, percent,
 // each gate's entry of a config document) with its time, actor, store
 // version and reason, and every trip of the fleet guard with its pooled
 // numbers; the last MaxHistory (1,024). Every batch, each instance's Guard
