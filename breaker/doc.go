@@ -49,8 +49,9 @@
 // in the caller's ctx (through a Transport, the request's: put otelhttp's
 // transport outside it), and only when that span is recording; a
 // successful call records nothing, and an untraced or sampled-out call
-// allocates nothing. Every event has the attribute breaker.name. The
-// breaker starts no span of its own, so it takes no tracer provider.
+// allocates nothing for traces. Every event has the attribute
+// breaker.name. The breaker starts no span of its own, so it takes no
+// tracer provider.
 //
 //   - blastradius.breaker.rejected: the call was rejected without calling
 //     fn; reason is "open", "half-open" (its probes are all in flight) or

@@ -106,8 +106,9 @@
 //
 // Path.Run and Path.Shadow record each call as events on the span in the
 // caller's ctx, and only when that span is recording: an untraced or
-// sampled-out call allocates nothing. Nothing starts a span of its own, so
-// there is no tracer provider to give. Every event has feature_flag.key.
+// sampled-out call allocates nothing for traces. Nothing starts a span of
+// its own, so there is no tracer provider to give. Every event has
+// feature_flag.key.
 //
 //   - feature_flag.evaluation (semantic conventions): the gate's decision for
 //     the key, with feature_flag.provider.name "blastradius",
