@@ -111,18 +111,19 @@
 // # Who was affected, across the fleet
 //
 // A HistoryStore (MemoryStore, and any driver that implements it) also
-// keeps each gate's fleet history: every publish through a Publisher (kill, resume, percent,
-// each gate's entry of a config document) with its time, actor, store
-// version and reason, and every trip of the fleet guard with its pooled
-// numbers; the last MaxHistory (1,024). Every batch, each instance's Guard
-// also writes its gate's exposure beside its counts: its last 32 windows
-// of state with the new arm's outcomes in each (rollout.Gate.Exposure) and
-// its last 100 failed keys. ReadHistory merges the store's history with
-// the changes the instances made on their own (creation, schedule steps,
-// local kills); History.WasEnabled(key, at) replays it and hashes the key
-// to tell whether some instance routed the key to the new path at that
-// moment. ReadExposure pools the instances' windows and failed keys over a
-// time range. Handler serves both read-only: GET /gates/{name}/history and
+// keeps each gate's fleet history: every publish through a Publisher
+// (kill, resume, percent, each gate's entry of a config document) with its
+// time, actor, store version and reason, and every trip of the fleet guard
+// with its pooled numbers; the last MaxHistory (1,024). Every batch, each
+// instance's Guard also writes its gate's exposure beside its counts: its
+// last 32 windows of state with the new arm's outcomes in each
+// (rollout.Gate.Exposure) and its last 100 failed keys. ReadHistory merges
+// the store's history with each instance's changes (its creation, schedule
+// steps, local kills, and when it applied each publish);
+// History.WasEnabled(key, at) replays it and hashes the key to tell
+// whether some instance routed the key to the new path at that moment.
+// ReadExposure pools the instances' windows and failed keys over a time
+// range. Handler serves both read-only: GET /gates/{name}/history and
 // GET /gates/{name}/exposure?from=&to=.
 //
 // Measured on simulations of 8 instances that each see 1/8 of a gate at
