@@ -227,7 +227,29 @@ func (c *console) gate(w http.ResponseWriter, r *http.Request) {
 	gv := p.gateView(g, fv)
 	p.Gate = &gv
 	p.Detail = p.detail(g)
+	if fv != nil && fv.Err == "" {
+		p.Detail.Fleet = c.fleetDetail(r.Context(), p, g.Name())
+	}
 	c.render(w, http.StatusOK, "gate", p)
+}
+
+// fleetDetail reads the fleet history and exposure of gate name; nil if the
+// store keeps no history.
+func (c *console) fleetDetail(ctx context.Context, p *page, name string) *fleetDetail {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
+	defer cancel()
+	h, err := fleet.ReadHistory(ctx, c.cfg.store, name)
+	if errors.Is(err, fleet.ErrNoHistoryStore) {
+		return nil
+	}
+	var rep fleet.Exposure
+	if err == nil {
+		rep, err = fleet.ReadExposure(ctx, c.cfg.store, name, time.Time{}, p.now)
+	}
+	if err != nil {
+		return &fleetDetail{Err: err.Error()}
+	}
+	return p.fleetDetail(h, rep)
 }
 
 // lookup finds the gate named in the path, or answers 404.

@@ -1,8 +1,10 @@
 package console_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -422,4 +424,69 @@ func TestMountedUnderPrefix(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil || !st.Killed || st.Reason != "INC-3" {
 		t.Errorf("JSON status %+v (%v)", st, err)
 	}
+}
+
+func TestFleetGuardAndHistory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := fleet.NewMemoryStore()
+		self := startInstance(t, store, "i-0", newRegistry(t))
+		startInstance(t, store, "i-1", newRegistry(t))
+		g := gate(t, self.reg, "checkout-v2")
+		guard, err := fleet.NewGuard(store, g, fleet.WithSyncer(self.s), fleet.WithBatchInterval(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- guard.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		// An instance whose guard lost the store.
+		beat, _ := json.Marshal(fleet.Instance{ID: "i-5", Sent: time.Now(), Guards: []fleet.GuardStatus{
+			{Gate: "checkout-v2", Mode: fleet.ModeLocal, StoreError: "i/o timeout"}}})
+		if _, err := store.Heartbeat(t.Context(), "i-5", beat, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+
+		time.Sleep(1500 * time.Millisecond) // the guard's first batch starts its test
+		// Traffic through checkout-v2 at 50%: the new arm fails one call
+		// in 50, the old one in 100.
+		if err := g.SetPercent(50); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		fail := func(every int) func(context.Context, int) (int, error) {
+			return func(context.Context, int) (int, error) {
+				if n++; n%every == 0 {
+					return 0, errors.New("payment declined")
+				}
+				return 1, nil
+			}
+		}
+		p, err := rollout.NewPath(g, rollout.Arms[int, int]{Old: fail(100), New: fail(50)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2000 {
+			p.Run(t.Context(), fmt.Sprintf("user-%d", i), i)
+		}
+		time.Sleep(3 * time.Second) // batches: counts, the look, the heartbeat
+		synctest.Wait()
+
+		h := console.Handler(self.reg, authorize, console.WithFleet(store, self.s))
+		w := get(t, h, "/")
+		wantStatus(t, w, http.StatusOK)
+		wantBody(t, w, `<dt>Fleet guard</dt><dd class="fleet-guard">judged by i-0, pooled from 1 instance<br>`,
+			"look 1: z=", `<strong class="mark">GUARD LOCAL</strong>`,
+			"guard of checkout-v2 judges this instance alone: i/o timeout", "judges checkout-v2 for the fleet (1 instance)")
+
+		post(t, h, "/gates/checkout-v2/kill", url.Values{"reason": {"INC-77"}, "confirm": {"yes"}})
+		time.Sleep(2 * time.Second) // the guards write their exposure data
+		synctest.Wait()
+		w = get(t, h, "/gates/checkout-v2")
+		wantStatus(t, w, http.StatusOK)
+		wantBody(t, w, "<h2>Fleet history</h2>",
+			"<td>kill</td><td>fleet</td><td>console@i-0 from 192.0.2.1:1234 (version 1)</td><td></td><td>INC-77</td>",
+			"<td>kill</td><td>call</td><td>instance i-0</td><td>50% killed</td><td>INC-77</td>",
+			"<h2>Fleet exposure</h2>", "Failed calls of the new arm, every instance", "<td>i-0</td><td>user-")
+	})
 }

@@ -15,11 +15,17 @@
 // promotion, killed or live, the kill's source and reason, its guard's
 // window counts, z, limit and last verdict, and its expiry, with stale
 // gates marked. A gate's own page adds its history and its exposure report
-// (rollout.Gate.History and Gate.Exposure). With WithFleet, a table shows
-// every instance that heartbeats to the store: its build, applied version,
-// config hash and last heartbeat, with stale, refusing, behind and vanished
-// instances marked in words; if the store cannot be read, a banner at the
-// top says so and the actions still work on this instance.
+// (rollout.Gate.History and Gate.Exposure).
+//
+// With WithFleet, a table shows every instance that heartbeats to the
+// store: its build, applied version, config hash and last heartbeat, with
+// stopped, vanished, stale, refusing and behind instances and fleet guards
+// judging locally marked in words; a gate's card shows its fleet Guard
+// (fleet.WithSyncer: as the instance that holds the lease reports it) and
+// the instances whose state of the gate differs; a gate's page adds the
+// fleet history and exposure (fleet.ReadHistory, fleet.ReadExposure) when
+// the store keeps them. If the store cannot be read, a banner at the top
+// says so and the actions still work on this instance.
 //
 // # Actions
 //

@@ -62,6 +62,13 @@ func human(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
 }
 
+func instances(n int) string {
+	if n == 1 {
+		return "1 instance"
+	}
+	return fmt.Sprintf("%d instances", n)
+}
+
 func pct(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) + "%" }
 
 // short abbreviates a "sha256:…" hash or an epoch.
@@ -89,12 +96,17 @@ type gateView struct {
 	KilledAt string
 	Expiry   string
 	Guard    *guardView
+	// FleetGuard is the fleet Guard of the gate (package fleet), as the
+	// instance that judges the fleet reports it, or this instance's while
+	// it judges its own counts.
+	FleetGuard *guardView
 	// Differs are the live instances of the fleet whose state of the gate
 	// differs from this instance's.
 	Differs []string
 }
 
 type guardView struct {
+	Scope    string // the fleet guard's: who judges what
 	Old, New string
 	Look     string
 	Verdict  string
@@ -131,33 +143,37 @@ func (p *page) gateView(g *rollout.Gate, fv *fleetView) gateView {
 		}
 	}
 	if gs, ok := g.Guard(); ok {
-		v.Guard = guardText(gs)
+		v.Guard = guardText(rollout.Counts{Old: gs.Old, New: gs.New}, gs.Looks, gs.Z, gs.Critical, gs.Tripped)
 	}
 	if fv != nil {
 		v.Differs = fv.differs(st)
+		v.FleetGuard = fv.guard(st.Name)
 	}
 	return v
 }
 
-func guardText(gs rollout.GuardStatus) *guardView {
-	arm := func(a rollout.ArmCounts) string {
-		s := fmt.Sprintf("%d calls, %d failed", a.Calls, a.Failures)
-		if a.Calls > 0 {
-			s += fmt.Sprintf(" (%.2f%%)", 100*float64(a.Failures)/float64(a.Calls))
-		}
-		return s + fmt.Sprintf(", %d panics, %d mismatches", a.Panics, a.Mismatches)
+func armText(a rollout.ArmCounts) string {
+	s := fmt.Sprintf("%d calls, %d failed", a.Calls, a.Failures)
+	if a.Calls > 0 {
+		s += fmt.Sprintf(" (%.2f%%)", 100*float64(a.Failures)/float64(a.Calls))
 	}
-	v := &guardView{Old: arm(gs.Old), New: arm(gs.New)}
+	return s + fmt.Sprintf(", %d panics, %d mismatches", a.Panics, a.Mismatches)
+}
+
+// guardText describes a guard's window and last look, rollout's or a
+// fleet Guard's.
+func guardText(w rollout.Counts, looks int, z, critical float64, tripped string) *guardView {
+	v := &guardView{Old: armText(w.Old), New: armText(w.New)}
 	switch {
-	case gs.Tripped != "":
-		v.Verdict, v.Tripped = "tripped: "+gs.Tripped, true
-	case gs.Looks == 0:
+	case tripped != "":
+		v.Verdict, v.Tripped = "tripped: "+tripped, true
+	case looks == 0:
 		v.Verdict = "no look yet: too few calls of the new arm"
 	default:
 		v.Verdict = "healthy at the last look"
 	}
-	if gs.Looks > 0 {
-		v.Look = fmt.Sprintf("look %d: z=%.2f, limit %.2f", gs.Looks, gs.Z, gs.Critical)
+	if looks > 0 {
+		v.Look = fmt.Sprintf("look %d: z=%.2f, limit %.2f", looks, z, critical)
 	}
 	return v
 }
@@ -184,6 +200,7 @@ type memberView struct {
 	Marks           []string // VANISHED, STOPPED, STALE, REFUSING, BEHIND, CONFIG DIFFERS
 	Problems        []string
 	Rejected        string
+	Guards          []string // what its fleet Guards do
 	Bad             bool
 }
 
@@ -221,6 +238,15 @@ func (fv *fleetView) set(p *page, v fleet.View) {
 		}
 		if m.ConfigDiffers {
 			mv.Marks = append(mv.Marks, "CONFIG DIFFERS")
+		}
+		for _, g := range m.Guards {
+			switch {
+			case g.Mode == fleet.ModeLocal:
+				mv.Marks = append(mv.Marks, "GUARD LOCAL")
+				mv.Guards = append(mv.Guards, "guard of "+g.Gate+" judges this instance alone: "+g.StoreError)
+			case g.Holder:
+				mv.Guards = append(mv.Guards, fmt.Sprintf("judges %s for the fleet (%s)", g.Gate, instances(g.Instances)))
+			}
 		}
 		if r := m.Rejected; r != nil {
 			mv.Rejected = fmt.Sprintf("last refused %s version %d: %s", r.Key, r.Version, r.Error)
@@ -266,16 +292,61 @@ func (fv *fleetView) differs(st rollout.Status) []string {
 	return out
 }
 
-// detailView is a gate's history and exposure report, newest first.
+// guard finds the fleet Guard of gate name: the live instance that holds
+// its lease, else this instance's own Guard.
+func (fv *fleetView) guard(name string) *guardView {
+	view := func(g fleet.GuardStatus, scope string) *guardView {
+		v := guardText(g.Window, g.Looks, g.Z, g.Critical, g.Tripped)
+		v.Scope = scope
+		return v
+	}
+	for _, m := range fv.view.Instances {
+		for _, g := range m.Guards {
+			if m.Live && g.Gate == name && g.Holder && g.Mode == fleet.ModeFleet {
+				return view(g, fmt.Sprintf("judged by %s, pooled from %s", m.ID, instances(g.Instances)))
+			}
+		}
+	}
+	if fv.Self == nil {
+		return nil
+	}
+	for _, g := range fv.Self.Guards {
+		switch {
+		case g.Gate != name:
+		case g.Mode == fleet.ModeLocal:
+			return view(g, "LOCAL: the store cannot be reached ("+g.StoreError+"); this instance judges its own counts")
+		default:
+			return view(g, "no live instance holds its lease now")
+		}
+	}
+	return nil
+}
+
+// detailView is a gate's history and exposure report, newest first, and
+// with a fleet store that keeps one, the fleet's.
 type detailView struct {
 	History  []eventView
 	Lost     bool // the history lost its oldest events
 	Windows  []windowView
 	Failures []failureView
 	Partial  bool
+
+	Fleet *fleetDetail
+}
+
+// fleetDetail is a gate's fleet history and exposure (fleet.ReadHistory,
+// fleet.ReadExposure), newest first.
+type fleetDetail struct {
+	Err      string
+	History  []eventView
+	Windows  []windowView
+	Failures []failureView
+	New      rollout.OutcomeCounts
+	Partial  bool
 }
 
 type eventView struct {
+	Who                      string // fleet: the publisher, or the instance of its own change
 	Seq                      uint64
 	At, Kind, Source, Reason string
 	Percent                  string
@@ -288,7 +359,7 @@ type windowView struct {
 	New                      rollout.OutcomeCounts
 }
 
-type failureView struct{ At, Key, Outcome string }
+type failureView struct{ At, Key, Outcome, Instance string }
 
 func (p *page) detail(g *rollout.Gate) *detailView {
 	d := &detailView{}
@@ -314,6 +385,42 @@ func (p *page) detail(g *rollout.Gate) *detailView {
 	}
 	for _, f := range slices.Backward(rep.Failures) {
 		d.Failures = append(d.Failures, failureView{At: p.when(f.At), Key: f.Key, Outcome: f.Outcome})
+	}
+	return d
+}
+
+// fleetDetail formats a gate's fleet history and exposure report.
+func (p *page) fleetDetail(h fleet.History, rep fleet.Exposure) *fleetDetail {
+	d := &fleetDetail{Partial: h.Partial, New: rep.New}
+	for _, e := range slices.Backward(h.Entries) {
+		ev := eventView{At: p.when(e.At), Kind: e.Kind, Source: e.Source, Reason: e.Reason, Killed: e.Killed}
+		switch {
+		case e.Instance != "":
+			ev.Who = "instance " + e.Instance
+		case e.Version > 0:
+			ev.Who = fmt.Sprintf("%s (version %d)", e.By, e.Version)
+		default:
+			ev.Who = e.By
+		}
+		if e.Percent != nil {
+			ev.Percent = pct(*e.Percent)
+		}
+		d.History = append(d.History, ev)
+	}
+	for _, w := range slices.Backward(rep.Windows) {
+		ev := strings.TrimSpace(w.Entry.Kind + " " + w.Entry.Source)
+		if w.Entry.Reason != "" {
+			ev += ": " + w.Entry.Reason
+		}
+		to := p.when(w.To)
+		if to == "" {
+			to = "now"
+		}
+		d.Windows = append(d.Windows, windowView{From: p.when(w.From), To: to, Percent: pct(w.Percent), Event: ev,
+			Killed: w.Killed, Live: w.Live, New: w.New})
+	}
+	for _, f := range slices.Backward(rep.Failures) {
+		d.Failures = append(d.Failures, failureView{At: p.when(f.At), Key: f.Key, Outcome: f.Outcome, Instance: f.Instance})
 	}
 	return d
 }
