@@ -50,9 +50,15 @@
 //
 // NaN and ±Inf are invalid wherever a number has no such meaning. Nil means
 // the default for every provider, logger and clock option:
-// WithMeterProvider(nil) and WithTracerProvider(nil) use the otel globals,
-// WithLogger(nil) uses slog.Default(), and WithClock(nil) the real clock.
-// A nil option is skipped.
+// WithMeterProvider(nil) uses the otel global, WithLogger(nil) uses
+// slog.Default(), and WithClock(nil) the real clock. A nil option is
+// skipped.
+//
+// Traces: no package starts a span of its own, so none has a tracer
+// provider option. Each records what it did (an auth outcome, a shed
+// request, a breaker rejection or retry, a rollout evaluation) on the span
+// already in the request's or call's context, and only when that span is
+// recording.
 //
 // Logs: every package's WithLogger takes a *slog.Logger. If its handler is a
 // *logbudget.Handler, the package logs through that budget, so one budget
