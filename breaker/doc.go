@@ -43,6 +43,36 @@
 // WithClassifier replaces the classification of non-nil errors; a panic in
 // fn is always a failure, and is re-panicked.
 //
+// # Retries, throttling and the Transport
+//
+// Retries use backoff/v4 (jittered exponential), never sleep past ctx's
+// deadline, never retry ErrOpen, and draw from a retry budget: 10% of
+// recent requests plus 10 retries per second (Finagle and Linkerd
+// semantics). The per-second floor belongs to each Budget: a fleet of many
+// low-rate clients of one dependency should share one
+// (WithRetries(n, WithBudget(b))) or lower WithBudgetMinPerSecond, or
+// their floors add up.
+//
+// WithAdaptiveThrottle rejects locally with probability
+// max(0, (requests − K·accepts)/(requests + 1)) (the Google SRE book),
+// returning ErrThrottled.
+//
+// NewTransport gives an http.Client one breaker per host:
+//
+//	tr, err := breaker.NewTransport(nil, breaker.WithRetries(3), breaker.WithOpenDuration(10*time.Second))
+//	client := &http.Client{Transport: tr}
+//	resp, err := client.Get("http://payments.internal/v1/charge/42")
+//	if errors.Is(err, breaker.ErrOpen) { /* failed fast: nothing was sent */ }
+//
+// It fails on transport errors, 5xx and 429; retries only idempotent
+// requests (GET, HEAD, OPTIONS, PUT, DELETE, or with an Idempotency-Key),
+// replays bodies through GetBody, honours Retry-After up to a cap
+// (WithRetryAfterCap), and drains and closes every failed attempt's body.
+//
+// State-change callbacks run after gobreaker releases its lock, so they may
+// call State. Do and Call allocate nothing on success, on rejection, or
+// with retries enabled, whatever the meter provider.
+//
 // # Traces
 //
 // Do and Call record what the breaker did to a call as events on the span
