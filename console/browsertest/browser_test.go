@@ -113,6 +113,21 @@ func startSyncer(t *testing.T, store fleet.Store, id, build string, reg *rollout
 	return s, stop
 }
 
+// startGuard runs a fleet Guard of checkout-v2 until the test ends.
+func startGuard(t *testing.T, store *fleet.MemoryStore, reg *rollout.Registry, s *fleet.Syncer) {
+	t.Helper()
+	g, _ := reg.Gate("checkout-v2")
+	guard, err := fleet.NewGuard(store, g, fleet.WithSyncer(s), fleet.WithBatchInterval(200*time.Millisecond),
+		fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- guard.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 func startService(t *testing.T) *service {
 	t.Helper()
 	store := fleet.NewMemoryStore()
@@ -126,7 +141,10 @@ func startService(t *testing.T) *service {
 	}
 	svc := &service{reg: newRegistry(t), other: newRegistry(t)}
 	self, _ := startSyncer(t, store, "i-0", "v1.4.2", svc.reg)
-	startSyncer(t, store, "i-1", "v1.4.2", svc.other)
+	other, _ := startSyncer(t, store, "i-1", "v1.4.2", svc.other)
+	// checkout-v2 is judged by a fleet guard, search-v3 by its own.
+	startGuard(t, store, svc.reg, self)
+	startGuard(t, store, svc.other, other)
 	_, stop := startSyncer(t, store, "i-2", "v1.4.2", newRegistry(t))
 	stop() // its last heartbeat says stopped
 	// An instance of an older build whose heartbeat expired.
@@ -283,6 +301,14 @@ func TestConsoleInChromium(t *testing.T) {
 	step("reload", chromedp.Navigate(svc.url), chromedp.WaitVisible(chromedp.CSS("#gate-checkout-v2")))
 	want("#gate-checkout-v2 .state", "KILLED")
 	want("#gate-checkout-v2 q.reason", reason)
+	if got := text("#gate-checkout-v2 .fleet-guard"); !strings.HasPrefix(got, "judged by i-") {
+		t.Errorf("fleet guard of checkout-v2: %q", got)
+	}
+	// The gate's page: its fleet history has the kill, by the console.
+	step("gate page", chromedp.Click(chromedp.CSS("#gate-checkout-v2 h2 a")), chromedp.WaitVisible(chromedp.CSS("section.fleet-history")))
+	if got := text("section.fleet-history tbody"); !strings.Contains(got, "kill\tfleet\tconsole@i-0 from 127.0.0.1:") {
+		t.Errorf("fleet history lacks the console's kill:\n%s", got)
+	}
 
 	// A hostile reason is text: no script, no image, no dialog.
 	killFromPage("legacy-ui", hostile)
