@@ -29,6 +29,57 @@
 // An invalid option panics at construction, naming the option and its value
 // ([ErrInvalidConfig]); nil means the default.
 //
+// # Auth
+//
+// Auth reads "Authorization: Bearer <token>" (or [WithHeader], and
+// [WithCookie] when the header is absent). Tokens over 8 KiB
+// ([WithMaxTokenSize]) are oversized and tokens that are not visible ASCII
+// are malformed; neither reaches verify. verify reports reasons with
+// [ErrMalformed], [ErrExpired], [ErrInvalid] and [ErrUnsupportedVersion]
+// (matched with errors.Is); compat.ErrUnrecognized and compat.ErrSunset
+// count as unsupported_version and compat.ErrTooLarge as oversized; any
+// other error is invalid, and a panic in verify is recovered and is panic.
+// An error after the client went away is canceled, logged at Debug. By
+// default the request continues as anonymous; [WithRequired] answers 401
+// with WWW-Authenticate: Bearer error="invalid_token" (plain Bearer for a
+// missing token). The handler reads [PrincipalFrom] and [AuthResultFrom].
+//
+// # Recover
+//
+// Recover turns a panic into a generic 500. If the response had started,
+// nothing is written and the connection is aborted (http.ErrAbortHandler),
+// so the client never sees a complete-looking truncated response;
+// http.ErrAbortHandler itself is re-panicked. The stack is captured only
+// for the records the log budget passes.
+//
+// # Shed
+//
+// Shed applies the rate first (429, Retry-After the wait for one token,
+// rounded up to whole seconds; a refused request takes no token), then the
+// limit on requests in flight (503, Retry-After from [WithRetryAfter],
+// default 1 s; [WithQueue] lets requests wait for a slot). Every
+// Retry-After is capped at [MaxRetryAfter] (one day). [WithBypass] exempts
+// requests such as health checks.
+//
+// The recommended limit is [WithAdaptiveLimit]: each window (at least
+// 100 ms) it compares the average latency of admitted requests with the
+// no-load latency, shrinks the limit when requests take more than 1.5×
+// that ([WithLatencyTolerance]), and grows it when the limit was reached
+// and latency is low. About every tenth window under overload it
+// re-measures the no-load latency with the limit cut for 10 requests, so it
+// follows a dependency that gets slower or faster. It starts at 1, doubles
+// per window while latency stays low, and stays within [WithLimitBounds]
+// (default 1 to 1000). Put one Shed in front of requests of similar cost.
+//
+// A static [WithMaxInFlight](n) protects only if n is close to what the
+// handler runs at once without queueing inside: k to 2k for a handler bound
+// by a pool of k connections or workers, 1 to 2 per core for a CPU-bound
+// one. A cap far above that queues inside the handler and protects nothing.
+// The two limits are exclusive: Shed panics if given both.
+//
+// Every wrapped http.ResponseWriter implements Unwrap, Flush, Hijack and
+// ReadFrom, so http.ResponseController and sendfile keep working.
+//
 // # Traces
 //
 // Each middleware records what it did to a request on the span already in
