@@ -38,8 +38,20 @@
 // A Path puts the old and the new implementation of one call behind a
 // gate. Run(ctx, key, in) calls the arm the gate routes key to with the
 // input in; Shadow serves the old arm and, for the keys the gate enables,
-// also calls the new one and compares the results. Both recover panics and count every arm's outcome:
-// ok, error, panic, invalid (Validate rejected the result) or timeout.
+// also calls the new one and compares the results. Both recover panics
+// and count every arm's outcome: ok, error, panic (a *PanicError wrapping
+// ErrPanic), invalid (Validate rejected the result) or timeout (Timeout).
+// Fallback answers a failed new call with old; the failure still counts
+// against new. Without Timeout, Run reads no clock, takes no lock and
+// allocates nothing.
+//
+// Shadow always returns old's result. For enabled keys it also runs new
+// (after old, or with Async on its own goroutine) with its own timeout
+// (default 1 s, not canceled with the caller) and a per-Path cap on shadows
+// in flight (MaxConcurrent, default 32; past it the shadow is skipped and
+// counted). Results are compared with Equal (default reflect.DeepEqual); a
+// mismatch is counted, fed to the guard and logged with both values
+// through a log budget (Redact hides them).
 //
 // # The guard
 //
@@ -49,14 +61,35 @@
 // of a guard, the chance that it kills a new arm that is no worse than the
 // old one is at most 1%, by default.
 //
+// Its window is counted in calls: a checkpoint every 500 new-arm calls,
+// over the last 5,000 new-arm calls and the old-arm calls in the same
+// span. At each checkpoint it runs a one-sided pooled two-proportion
+// z-test, confirmed by Fisher's exact test, at 99% confidence by default,
+// with at least 500 calls per arm. Repeated looks are paid for by alpha
+// spending: the error budget is spent gradually as calls accumulate (the
+// critical z is 3.24 at the first look and rises slowly). It also trips at
+// once on any panic of the new arm and on mismatches reaching 5%. A trip
+// kills the gate with the numbers in Status.Reason, such as "new 2.8%
+// failures (14/500) vs old 0.0% (0/51818), z=38.1 (...)". The guard holds
+// schedule promotions while the step has fewer than 500 new-arm calls or
+// the window's z is at least 2.33; a hold spends none of the error budget.
+// On a fleet, give the gate no guard and run one fleet.Guard per instance:
+// it runs this test once on the pooled counts of every instance.
+//
 // # Registry, config and admin
 //
 // A Registry holds gates by name and the names retired for good (Retire),
 // so that a name is never reused. LoadConfig applies a JSON document of
 // per-gate settings only if every entry in it is valid, keeps the last good
 // config otherwise, and reports a hash of what it applied, which a fleet
-// can compare; Watch reloads a file. Handler serves the admin API (status,
-// kill, resume, percent, history, exposure) behind an authorize func.
+// can compare; Watch reloads a file. A document is rejected whole (an
+// unknown, retired or duplicate name, an out-of-range percent, a repeated
+// key, malformed JSON, over 1 MiB) with a *ConfigError naming the entry.
+// Handler serves the admin API behind an authorize func (there is no
+// unauthenticated mode): GET /, GET /{name}, POST /{name}/kill, /resume and
+// /percent, GET /{name}/history and /{name}/exposure?from=&to=; client
+// mistakes get 400, 403, 404, 405 or 413, never a 5xx. Package console
+// serves the same registry as an HTML page.
 // OnChange calls a func after every change of a registered gate (kill,
 // resume, percent, schedule step, config, registration), with no lock
 // held; package fleet heartbeats with it, so a local kill shows in the
