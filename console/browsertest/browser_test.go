@@ -153,6 +153,7 @@ func startService(t *testing.T) *service {
 		t.Fatal(err)
 	}
 	traffic(t, svc.reg)
+	waitHolder(t, store, "checkout-v2")
 
 	authorize := func(r *http.Request) bool { return r.Header.Get("Authorization") == token }
 	mux := http.NewServeMux()
@@ -163,6 +164,33 @@ func startService(t *testing.T) *service {
 	t.Cleanup(srv.Close)
 	svc.url = srv.URL + "/admin/console/"
 	return svc
+}
+
+// waitHolder waits, for at most 10 s, until a live instance heartbeats
+// that it holds the lease of gate's fleet guard.
+func waitHolder(t *testing.T, store fleet.Store, gate string) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		v, err := fleet.List(t.Context(), store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range v.Instances {
+			for _, g := range m.Guards {
+				if m.Live && g.Gate == gate && g.Holder {
+					return
+				}
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("no instance holds the lease of %s's fleet guard after 10s", gate)
+		}
+	}
 }
 
 // traffic runs calls of search-v3 through a Path, so that its guard and
