@@ -485,7 +485,7 @@ func TestFleetGuardAndHistory(t *testing.T) {
 		w = get(t, h, "/gates/checkout-v2")
 		wantStatus(t, w, http.StatusOK)
 		wantBody(t, w, "<h2>Fleet history</h2>",
-			"<td>kill</td><td>fleet</td><td>console@i-0 from 192.0.2.1:1234 (version 1)</td><td></td><td>INC-77</td>",
+			`<tr class="bad"><td>2000-01-01 00:00:04 UTC (5s ago)</td><td>kill</td><td>fleet</td><td>console@i-0 from 192.0.2.1:1234 (version 1)</td><td> killed</td><td>INC-77</td>`,
 			"<td>kill</td><td>call</td><td>instance i-0</td><td>50% killed</td><td>INC-77</td>",
 			"<h2>Fleet exposure</h2>", "Failed calls of the new arm, every instance", "<td>i-0</td><td>user-")
 	})

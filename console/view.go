@@ -393,7 +393,8 @@ func (p *page) detail(g *rollout.Gate) *detailView {
 func (p *page) fleetDetail(h fleet.History, rep fleet.Exposure) *fleetDetail {
 	d := &fleetDetail{Partial: h.Partial, New: rep.New}
 	for _, e := range slices.Backward(h.Entries) {
-		ev := eventView{At: p.when(e.At), Kind: e.Kind, Source: e.Source, Reason: e.Reason, Killed: e.Killed}
+		ev := eventView{At: p.when(e.At), Kind: e.Kind, Source: e.Source, Reason: e.Reason,
+			Killed: e.Killed || e.Kind == rollout.EventKill}
 		switch {
 		case e.Instance != "":
 			ev.Who = "instance " + e.Instance

@@ -337,6 +337,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if got := text("section.fleet-history tbody"); !strings.Contains(got, "kill\tfleet\tconsole@i-0 from 127.0.0.1:") {
 		t.Errorf("fleet history lacks the console's kill:\n%s", got)
 	}
+	save(t, bctx, "console-gate.png", chromedp.FullScreenshot(100))
 
 	// A hostile reason is text: no script, no image, no dialog.
 	killFromPage("legacy-ui", hostile)
