@@ -44,14 +44,13 @@ func fleetStore(ctx context.Context, addr string) (store fleet.Store, name strin
 	cleanup = func() error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		keys := rs.Keys()
-		keys = keys[:len(keys)-1] // the last is the channel
-		iter := client.Scan(cctx, 0, rs.HistoryPattern(), 100).Iterator()
+		var keys []string
+		iter := client.Scan(cctx, 0, rs.Pattern(), 100).Iterator()
 		for iter.Next(cctx) {
 			keys = append(keys, iter.Val())
 		}
 		err := iter.Err()
-		if err == nil {
+		if err == nil && len(keys) > 0 {
 			err = client.Del(cctx, keys...).Err()
 		}
 		if err != nil {

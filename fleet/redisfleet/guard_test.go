@@ -19,8 +19,9 @@ import (
 )
 
 // The GuardStore contract on Redis: counts are kept per instance and
-// sequence (an old or repeated sequence changes nothing), per gate, and a
-// lease has one holder until it expires.
+// sequence (an old or repeated sequence changes nothing), per gate, and
+// can be deleted (fleet.CountsDeleter); a lease has one holder until it
+// expires.
 func TestGuardStoreContract(t *testing.T) {
 	srv := redistest.StartT(t)
 	ctx := t.Context()
@@ -40,6 +41,25 @@ func TestGuardStoreContract(t *testing.T) {
 	got, err := s.Counts(ctx, "a")
 	if err != nil || len(got) != 2 || string(got["i0"]) != "two" || string(got["i1"]) != "x y" {
 		t.Errorf("Counts(a) = %q, %v", got, err)
+	}
+	// A deleted instance's counts are gone, deleting them again is no
+	// error, and a later write takes whatever its sequence.
+	for range 2 {
+		if err := s.DeleteCounts(ctx, "a", "i0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.Counts(ctx, "a"); len(got) != 1 || got["i0"] != nil {
+		t.Errorf("Counts(a) after the delete = %q", got)
+	}
+	if err := s.PutCounts(ctx, "a", "i0", 1, []byte("anew")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Counts(ctx, "a"); string(got["i0"]) != "anew" {
+		t.Errorf("Counts(a) after a write at sequence 1 = %q", got)
+	}
+	if got, _ := s.Counts(ctx, "b"); len(got) != 1 || string(got["i0"]) != "b" {
+		t.Errorf("Counts(b) = %q", got)
 	}
 	if ok, err := s.Lease(ctx, "g", "i0", 300*time.Millisecond); !ok || err != nil {
 		t.Fatalf("first lease: %v, %v", ok, err)

@@ -96,7 +96,7 @@ func WithHealthCheck(d time.Duration) Option {
 //	{P}:records    hash    record key → "version seconds microseconds value" (time by the server's TIME)
 //	{P}:hb         hash    instance id → heartbeat JSON
 //	{P}:hb:expiry  zset    instance id → expiry in server milliseconds
-//	{P}:counts     hash    "gate id" → "seq counts": fleet.GuardStore's counts
+//	{P}:counts:G   hash    instance id → "seq value": fleet.GuardStore's counts under name G
 //	{P}:leases     hash    lease name → "expiry-milliseconds holder"
 //	{P}:history:G  list    fleet.HistoryStore's history of gate G, oldest first, the last fleet.MaxHistory entries
 //	{P}:changed    channel a bare "changed" after every publish
@@ -113,10 +113,13 @@ type Store struct {
 	retention time.Duration
 	health    time.Duration
 
-	kEpoch, kVersion, kRecords, kHB, kHBExpiry, kCounts, kLeases, channel string
+	kEpoch, kVersion, kRecords, kHB, kHBExpiry, kLeases, channel string
 }
 
-var _ fleet.HistoryStore = (*Store)(nil)
+var (
+	_ fleet.HistoryStore  = (*Store)(nil)
+	_ fleet.CountsDeleter = (*Store)(nil)
+)
 
 // New returns a Store that uses client, which stays the caller's to
 // configure (addresses, TLS, ACLs, Sentinel, Cluster) and to close. A nil
@@ -137,21 +140,22 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	ns := "{" + s.prefix + "}:"
 	s.kEpoch, s.kVersion, s.kRecords = ns+"epoch", ns+"version", ns+"records"
 	s.kHB, s.kHBExpiry, s.channel = ns+"hb", ns+"hb:expiry", ns+"changed"
-	s.kCounts, s.kLeases = ns+"counts", ns+"leases"
+	s.kLeases = ns + "leases"
 	return s, nil
 }
 
-// Keys returns the keys the store uses, in the order of the Store
-// documentation, and its channel last; the history of every gate is under
-// HistoryPattern.
+// Keys returns the fixed keys the store uses, in the order of the Store
+// documentation, and its channel last; the counts and histories of the
+// gates are under keys of their own. Pattern matches all of them.
 func (s *Store) Keys() []string {
-	return []string{s.kEpoch, s.kVersion, s.kRecords, s.kHB, s.kHBExpiry, s.kCounts, s.kLeases, s.channel}
+	return []string{s.kEpoch, s.kVersion, s.kRecords, s.kHB, s.kHBExpiry, s.kLeases, s.channel}
 }
 
-// HistoryPattern is the pattern (for SCAN MATCH) of the keys of the gates'
-// histories.
-func (s *Store) HistoryPattern() string { return s.historyKey("*") }
+// Pattern is the pattern (for SCAN MATCH) of every key the store uses, and
+// of its channel.
+func (s *Store) Pattern() string { return "{" + s.prefix + "}:*" }
 
+func (s *Store) countsKey(name string) string  { return "{" + s.prefix + "}:counts:" + name }
 func (s *Store) historyKey(gate string) string { return "{" + s.prefix + "}:history:" + gate }
 
 var publishScript = redis.NewScript(`
@@ -310,34 +314,39 @@ return 1
 `)
 
 // PutCounts implements fleet.GuardStore: one script compares the sequence
-// and writes.
+// and writes, in the hash of name.
 func (s *Store) PutCounts(ctx context.Context, name, id string, seq uint64, value []byte) error {
-	err := putCountsScript.Run(ctx, s.c, []string{s.kCounts}, name+" "+id, strconv.FormatUint(seq, 10), value).Err()
+	err := putCountsScript.Run(ctx, s.c, []string{s.countsKey(name)}, id, strconv.FormatUint(seq, 10), value).Err()
 	if err != nil {
 		return fmt.Errorf("redisfleet: put counts: %w", err)
 	}
 	return nil
 }
 
-// Counts implements fleet.GuardStore.
+// Counts implements fleet.GuardStore: it reads the hash of name alone.
 func (s *Store) Counts(ctx context.Context, name string) (map[string][]byte, error) {
-	all, err := s.c.HGetAll(ctx, s.kCounts).Result()
+	all, err := s.c.HGetAll(ctx, s.countsKey(name)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisfleet: counts: %w", err)
 	}
-	out := make(map[string][]byte)
-	for field, v := range all {
-		gate, id, ok := strings.Cut(field, " ")
-		if !ok || gate != name {
-			continue
-		}
+	out := make(map[string][]byte, len(all))
+	for id, v := range all {
 		_, value, ok := strings.Cut(v, " ")
 		if !ok {
-			return nil, fmt.Errorf("%w: counts %q", ErrMalformed, field)
+			return nil, fmt.Errorf("%w: counts of %q", ErrMalformed, id)
 		}
 		out[id] = []byte(value)
 	}
 	return out, nil
+}
+
+// DeleteCounts implements fleet.CountsDeleter: it deletes id's value and
+// sequence from the hash of name.
+func (s *Store) DeleteCounts(ctx context.Context, name, id string) error {
+	if err := s.c.HDel(ctx, s.countsKey(name), id).Err(); err != nil {
+		return fmt.Errorf("redisfleet: delete counts: %w", err)
+	}
+	return nil
 }
 
 var leaseScript = redis.NewScript(`

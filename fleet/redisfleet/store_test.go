@@ -2,6 +2,7 @@ package redisfleet_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -67,6 +68,26 @@ func TestStoreContract(t *testing.T) {
 		if !strings.HasPrefix(k, "{svc-a}:") {
 			t.Errorf("key %q outside the namespace", k)
 		}
+	}
+	_ = s.PutCounts(ctx, "a", "i0", 1, []byte("{}"))
+	_ = s.AppendHistory(ctx, "a", []byte("{}"))
+	_, _ = other.Heartbeat(ctx, "i0", []byte(`{}`), time.Minute)
+	c := newClient(t, srv.Addr)
+	all, err1 := c.Keys(ctx, "*").Result()
+	matched, err2 := c.Keys(ctx, s.Pattern()).Result()
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, k := range all {
+		if strings.HasPrefix(k, "{svc-a}:") {
+			want = append(want, k)
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(matched)
+	if len(want) < 7 || !slices.Equal(matched, want) {
+		t.Errorf("Pattern %q matches %q, want %q", s.Pattern(), matched, want)
 	}
 }
 
