@@ -322,7 +322,7 @@ func TestGuardPartitionDuringBatching(t *testing.T) {
 			t.Errorf("%s: healthy rollout killed: %s", n.id, st.Reason)
 		}
 	}
-	t.Logf("%d calls served by 2 instances, %d by the cut one during the cut; pooled counts exact %v after the traffic stopped",
+	t.Logf("%d calls served by 2 instances, %d of the new arm by the cut one during the cut; pooled counts exact %v after the traffic stopped",
 		sum.Old.Calls+sum.New.Calls, cut.gate(t, "checkout-v2").Counts().New.Calls-atCut.New.Calls, d)
 }
 
