@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -137,6 +138,16 @@ func i2Fleet(ctx context.Context, store fleet.GuardStore, guard bool) (i2FleetRe
 		case <-m.s.Ready():
 		case <-time.After(5 * time.Second):
 			return r, errors.New("an instance did not sync within 5s")
+		}
+	}
+	// The traffic starts once a guard holds the lease: its test starts at
+	// the counts it first pools, so calls served before would be left out.
+	for deadline := time.Now().Add(5 * time.Second); guard; time.Sleep(time.Millisecond) {
+		if slices.ContainsFunc(members, func(m *i2Member) bool { return m.g.Status().Holder }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, errors.New("no fleet guard took the lease within 5s")
 		}
 	}
 	killed := func() (n int) {
