@@ -361,6 +361,21 @@ type windowView struct {
 
 type failureView struct{ At, Key, Outcome, Instance string }
 
+// window formats an exposure window, of one gate or of the fleet, begun by
+// the change kind by source (with its reason); a zero to is "now".
+func (p *page) window(from, to time.Time, percent float64, kind, source, reason string, killed, live bool,
+	calls rollout.OutcomeCounts) windowView {
+	ev := strings.TrimSpace(kind + " " + source)
+	if reason != "" {
+		ev += ": " + reason
+	}
+	end := p.when(to)
+	if end == "" {
+		end = "now"
+	}
+	return windowView{From: p.when(from), To: end, Percent: pct(percent), Event: ev, Killed: killed, Live: live, New: calls}
+}
+
 func (p *page) detail(g *rollout.Gate) *detailView {
 	d := &detailView{}
 	h := g.History()
@@ -372,16 +387,8 @@ func (p *page) detail(g *rollout.Gate) *detailView {
 	rep := g.Exposure(time.Time{}, p.now)
 	d.Partial = rep.Partial
 	for _, w := range slices.Backward(rep.Windows) {
-		ev := strings.TrimSpace(w.Event.Kind + " " + w.Event.Source)
-		if w.Event.Reason != "" {
-			ev += ": " + w.Event.Reason
-		}
-		to := p.when(w.To)
-		if to == "" {
-			to = "now"
-		}
-		d.Windows = append(d.Windows, windowView{From: p.when(w.From), To: to, Percent: pct(w.Percent), Event: ev,
-			Killed: w.Killed, Live: w.Live, New: w.New})
+		d.Windows = append(d.Windows, p.window(w.From, w.To, w.Percent, w.Event.Kind, w.Event.Source, w.Event.Reason,
+			w.Killed, w.Live, w.New))
 	}
 	for _, f := range slices.Backward(rep.Failures) {
 		d.Failures = append(d.Failures, failureView{At: p.when(f.At), Key: f.Key, Outcome: f.Outcome})
@@ -409,16 +416,8 @@ func (p *page) fleetDetail(h fleet.History, rep fleet.Exposure) *fleetDetail {
 		d.History = append(d.History, ev)
 	}
 	for _, w := range slices.Backward(rep.Windows) {
-		ev := strings.TrimSpace(w.Entry.Kind + " " + w.Entry.Source)
-		if w.Entry.Reason != "" {
-			ev += ": " + w.Entry.Reason
-		}
-		to := p.when(w.To)
-		if to == "" {
-			to = "now"
-		}
-		d.Windows = append(d.Windows, windowView{From: p.when(w.From), To: to, Percent: pct(w.Percent), Event: ev,
-			Killed: w.Killed, Live: w.Live, New: w.New})
+		d.Windows = append(d.Windows, p.window(w.From, w.To, w.Percent, w.Entry.Kind, w.Entry.Source, w.Entry.Reason,
+			w.Killed, w.Live, w.New))
 	}
 	for _, f := range slices.Backward(rep.Failures) {
 		d.Failures = append(d.Failures, failureView{At: p.when(f.At), Key: f.Key, Outcome: f.Outcome, Instance: f.Instance})
