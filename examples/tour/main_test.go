@@ -212,6 +212,7 @@ func checkI2Notes(t *testing.T, out, store string) {
 		"I2: affected orders named: ",
 		" wrong (of ",
 		"by WasEnabled on the fleet history in " + store,
+		"rightly not named); the first: order-",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
