@@ -7,13 +7,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -132,21 +132,7 @@ func startInstance(t *testing.T, store fleet.Store, id string, reg *rollout.Regi
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	in := &instance{reg: reg, s: s}
-	in.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Errorf("Run of %s returned %v, want context.Canceled", id, err)
-			}
-		})
-	}
-	t.Cleanup(in.stop)
-	return in
+	return &instance{reg: reg, s: s, stop: fleettest.Run(t, s)}
 }
 
 var errDown = errors.New("dial tcp 10.0.0.7:6379: connect: connection refused")

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
-	"github.com/blastradius/blastradius/fleet/internal/fleettest"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -57,21 +57,7 @@ func startNode(t *testing.T, store fleet.Store, id string, reg *rollout.Registry
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	n := &node{reg: reg, s: s}
-	n.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Errorf("Run of %s returned %v, want context.Canceled", id, err)
-			}
-		})
-	}
-	t.Cleanup(n.stop)
-	return n
+	return &node{reg: reg, s: s, stop: fleettest.Run(t, s)}
 }
 
 // newFleet starts n instances named i0, i1, ... with the given gates.

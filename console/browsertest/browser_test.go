@@ -24,6 +24,7 @@ import (
 
 	"github.com/blastradius/blastradius/console"
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -92,19 +93,7 @@ func startSyncer(t *testing.T, store fleet.Store, id, build string, reg *rollout
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Errorf("Run of %s returned %v", id, err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := fleettest.Run(t, s)
 	select {
 	case <-s.Ready():
 	case <-time.After(10 * time.Second):

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
-	"github.com/blastradius/blastradius/fleet/internal/fleettest"
 	"github.com/blastradius/blastradius/fleet/redisfleet/internal/redistest"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 

@@ -1,18 +1,15 @@
 package redisfleet_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/blastradius/blastradius/fleet"
-	"github.com/blastradius/blastradius/fleet/internal/fleettest"
 	"github.com/blastradius/blastradius/fleet/redisfleet"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -80,20 +77,7 @@ func startNode(t testing.TB, addr, id string, reg *rollout.Registry, opts ...fle
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	n := &node{id: id, reg: reg, s: s}
-	n.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Errorf("Run of %s = %v", id, err)
-			}
-		})
-	}
-	t.Cleanup(n.stop)
+	n := &node{id: id, reg: reg, s: s, stop: fleettest.Run(t, s)}
 	select {
 	case <-s.Ready():
 	case <-time.After(5 * time.Second):

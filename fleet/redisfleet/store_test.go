@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
-	"github.com/blastradius/blastradius/fleet/internal/fleettest"
 	"github.com/blastradius/blastradius/fleet/redisfleet"
 	"github.com/blastradius/blastradius/fleet/redisfleet/internal/redistest"
+	"github.com/blastradius/blastradius/internal/fleettest"
 )
 
 var gates = []string{"checkout-v2", "search-v3"}
