@@ -71,8 +71,8 @@ func run(ctx context.Context, out io.Writer) error {
 	h := edge.Chain(
 		edge.Recover(meters, logs),
 		edge.Shed(meters, logs,
-			edge.WithMaxInFlight(64),
-			edge.WithRate(1, 5), // a burst of 5, then 1 request per second
+			edge.WithAdaptiveLimit(), // the limit on requests in flight, found from measured latency
+			edge.WithRate(1, 5),      // a burst of 5, then 1 request per second
 			edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
 		),
 		edge.Auth(verify, meters, logs),
