@@ -328,8 +328,22 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	if gd.fleet == nil { // taking over: continue the test where it stopped
 		gd.fleet = &verdictState{test: gd.test}
 		if state == nil || json.Unmarshal(state, gd.fleet) != nil {
+			// No state: the rollout's first holder, or a store that lost
+			// it. The test starts at the pooled counts of now, and that
+			// start is stored at once, not at the first checkpoint:
+			// otherwise a store error or a handover before it would make
+			// the next holder start again from its own, later counts and
+			// push every checkpoint back. Starting from zero counts
+			// instead would be wrong for a takeover mid-rollout: the
+			// instances' counts are cumulative since their start, so
+			// after a lost state they hold calls from before the last
+			// resume (those of the path that was killed) and from before
+			// the guard ran, which the test must not judge again.
 			gd.fleet = &verdictState{test: gd.test}
 			gd.fleet.reset(gd.fleet.pool(entries))
+			if err := gd.saveState(ctx, name); err != nil {
+				return err
+			}
 		}
 	}
 	pooled := gd.fleet.pool(entries)
@@ -358,9 +372,7 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	}
 	gd.m.verdict(ModeFleet, looked, reason != "")
 	if gd.fleet.changed(before) {
-		gd.fleet.Seq++
-		b, _ := json.Marshal(gd.fleet)
-		if err := gd.store.PutCounts(ctx, name, stateID, gd.fleet.Seq, b); err != nil {
+		if err := gd.saveState(ctx, name); err != nil {
 			return err
 		}
 	}
@@ -370,6 +382,13 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 		return gd.fold(ctx, name, entries)
 	}
 	return nil
+}
+
+// saveState stores the pooled test's state under the next sequence.
+func (gd *Guard) saveState(ctx context.Context, name string) error {
+	gd.fleet.Seq++
+	b, _ := json.Marshal(gd.fleet)
+	return gd.store.PutCounts(ctx, name, stateID, gd.fleet.Seq, b)
 }
 
 // setStatus sets the status; a change of mode, of holder or of trip is

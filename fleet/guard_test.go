@@ -283,3 +283,72 @@ func TestGuardCountsSurvivePartition(t *testing.T) {
 		t.Error("live lease taken by another holder")
 	}
 }
+
+// The test's start is kept across a store error and a handover before the
+// first checkpoint: the first look comes once the pooled new arm has made
+// CheckEvery (500) calls since the first holder started the test, as
+// without the fault, not 500 calls after the next holder's first batch.
+func TestGuardFirstLookSurvivesFault(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(faulty *faultyStore, ns []*guardedNode)
+		step  int64 // pooled new-arm calls per batch after the fault
+	}{
+		{"no fault", func(*faultyStore, []*guardedNode) {}, 50},
+		{"store error", func(faulty *faultyStore, _ []*guardedNode) {
+			faulty.partition()
+			time.Sleep(time.Second)
+			faulty.heal()
+		}, 50},
+		{"handover", func(_ *faultyStore, ns []*guardedNode) {
+			for _, n := range ns {
+				if n.g.Status().Holder {
+					n.stop()
+				}
+			}
+		}, 25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				faulty := newFaulty(fleet.NewMemoryStore())
+				ns := []*guardedNode{
+					newGuardedNode(t, faulty, "i0", &traffic{}),
+					newGuardedNode(t, faulty, "i1", &traffic{}),
+				}
+				// Between batches from here on.
+				time.Sleep(1500 * time.Millisecond)
+				synctest.Wait()
+				h := holders(ns)
+				if len(h) != 1 {
+					t.Fatalf("holders %v after the first batch", h)
+				}
+				var start int64
+				for _, n := range ns {
+					if st := n.g.Status(); st.Holder {
+						start = st.Counts.New.Calls
+					}
+				}
+				time.Sleep(2 * time.Second)
+				tc.fault(faulty, ns)
+				for range 60 {
+					time.Sleep(time.Second)
+					synctest.Wait()
+					for _, n := range ns {
+						st := n.g.Status()
+						if st.Looks == 0 {
+							continue
+						}
+						// The look is due at the first batch 500 calls past
+						// the start; the instances' batches interleave, so
+						// the pooled counts move by up to two steps.
+						if d := st.Counts.New.Calls - start; d < 500 || d >= 500+2*tc.step {
+							t.Errorf("first look at %d pooled new-arm calls, %d after the test's start at %d: want 500 to %d", st.Counts.New.Calls, d, start, 500+2*tc.step-1)
+						}
+						return
+					}
+				}
+				t.Fatal("no look in 60 s")
+			})
+		})
+	}
+}
