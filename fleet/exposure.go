@@ -19,8 +19,13 @@ import (
 const exposurePrefix = "exposure/"
 
 // exposureWindows is how many of its latest windows (rollout events) an
-// instance writes with its exposure data every batch.
+// instance writes with its exposure data.
 const exposureWindows = 32
+
+// exposureEvery is how often at most a Guard writes its instance's
+// exposure data while the gate does not change; a change is written the
+// next batch.
+const exposureEvery = time.Second
 
 // maxExposureBytes bounds an instance's exposure data read from a store:
 // it is untrusted input.
@@ -30,7 +35,7 @@ const maxExposureBytes = 1 << 20
 // ones of all instances.
 const MaxFailures = 1000
 
-// exposureRecord is what an instance's Guard writes every batch: its
+// exposureRecord is what an instance's Guard writes (putExposure): its
 // gate's exposure (rollout.Gate.Exposure) over its latest
 // exposureWindows windows, with its failure sample.
 type exposureRecord struct {
@@ -59,9 +64,9 @@ func parseExposure(data []byte) (exposureRecord, error) {
 	return x, nil
 }
 
-// exposureOf is the exposure data of gate that its Guard writes.
-func exposureOf(gate *rollout.Gate, id string, now time.Time) exposureRecord {
-	h := gate.History()
+// exposureOf is the exposure data of gate, whose history is h, that its
+// Guard writes.
+func exposureOf(gate *rollout.Gate, h []rollout.Event, id string, now time.Time) exposureRecord {
 	from := h[max(len(h)-exposureWindows, 0)].At
 	return exposureRecord{Instance: id, Sent: now, Report: gate.Exposure(from, now)}
 }
@@ -163,8 +168,10 @@ type FailedCall struct {
 // to: the windows of the fleet history (ReadHistory) that overlap the
 // range, each with the new arm's outcomes pooled from every instance, and
 // the failed calls the instances sampled in the range. Every instance's
-// fleet Guard writes its exposure data, its windows and failure sample,
-// every batch, so the report is at most a batch old. It needs a
+// fleet Guard writes its exposure data, its windows and failure sample, in
+// the batch after each change of the gate and otherwise at most once a
+// second (every batch at the default interval), so the report's changes
+// are at most a batch old and its counts a second and a batch. It needs a
 // HistoryStore.
 func ReadExposure(ctx context.Context, store Store, name string, from, to time.Time) (Exposure, error) {
 	h, x, err := readHistory(ctx, store, name)

@@ -20,6 +20,11 @@ import (
 // its lease holder judges the pooled counts.
 const DefaultBatchInterval = time.Second
 
+// DefaultGuardTimeout bounds each batch of a Guard: its writes to the
+// store, its lease and its reads, as DefaultTimeout bounds a Syncer's
+// store calls.
+const DefaultGuardTimeout = 2 * time.Second
+
 // Modes of a Guard: GuardStatus.Mode.
 const (
 	// ModeFleet: the guard judges the counts pooled in the store.
@@ -41,6 +46,7 @@ func (f guardOption) applyGuard(c *guardConfig) error { return f(c) }
 type guardConfig struct {
 	id       string
 	interval time.Duration
+	timeout  time.Duration
 	test     []rollout.GuardOption
 	logger   *slog.Logger
 	mp       metric.MeterProvider
@@ -69,6 +75,23 @@ func WithBatchInterval(d time.Duration) GuardOption {
 			return err
 		}
 		c.interval = d
+		return nil
+	})
+}
+
+// WithGuardTimeout bounds each batch's store calls: past it, the batch
+// fails and the guard judges its local counts until the store answers
+// again. The default is DefaultGuardTimeout, whatever the batch interval:
+// a batch writes the counts and the exposure data, takes the lease and,
+// on the lease holder, reads every instance's counts, which a loaded store
+// may not do within a short interval. The lease lasts two batch intervals
+// and the timeout, so that it outlasts the slowest batch.
+func WithGuardTimeout(d time.Duration) GuardOption {
+	return guardOption(func(c *guardConfig) error {
+		if err := positive("WithGuardTimeout", d); err != nil {
+			return err
+		}
+		c.timeout = d
 		return nil
 	})
 }
@@ -139,8 +162,12 @@ type Guard struct {
 	countsID string
 	seq      uint64
 	holder   bool
-	fleet    *verdictState // the pooled test's state while holding the lease
-	local    *verdictState // the local test's state while the store is unreachable
+	// exposed is when the exposure was written last, exposedChange the
+	// time of the gate's last change it held.
+	exposed       time.Time
+	exposedChange time.Time
+	fleet         *verdictState // the pooled test's state while holding the lease
+	local         *verdictState // the local test's state while the store is unreachable
 
 	m *guardMetrics
 
@@ -190,7 +217,7 @@ func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard
 		// its own: N such guards multiply the fleet's false kills by N.
 		return nil, fmt.Errorf("%w: gate %q has its own guard (rollout.WithGuard): a gate judged by a fleet Guard takes none", ErrInvalidConfig, gate.Name())
 	}
-	c := guardConfig{interval: DefaultBatchInterval}
+	c := guardConfig{interval: DefaultBatchInterval, timeout: DefaultGuardTimeout}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -254,7 +281,7 @@ func (gd *Guard) Run(ctx context.Context) error {
 func (gd *Guard) step(ctx context.Context) {
 	own := gd.counts()
 	killed := gd.gate.Status().Killed
-	cctx, cancel := context.WithTimeout(ctx, gd.cfg.interval)
+	cctx, cancel := context.WithTimeout(ctx, gd.cfg.timeout)
 	defer cancel()
 	err := gd.fleetStep(cctx, own, killed)
 	if err == nil {
@@ -294,13 +321,12 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	if err := gd.store.PutCounts(ctx, name, gd.countsID, gd.seq, b); err != nil {
 		return err
 	}
-	// The instance's exposure, for ReadExposure and ReadHistory: beside
-	// its counts, under a name that is no gate's.
-	b, _ = json.Marshal(exposureOf(gd.gate, gd.cfg.id, time.Now()))
-	if err := gd.store.PutCounts(ctx, exposurePrefix+name, gd.countsID, gd.seq, b); err != nil {
+	if err := gd.putExposure(ctx, name); err != nil {
 		return err
 	}
-	held, err := gd.store.Lease(ctx, "guard/"+name, gd.cfg.id, 3*gd.cfg.interval)
+	// Renewed every batch, the lease outlasts a batch that takes the
+	// whole timeout and the wait for the next.
+	held, err := gd.store.Lease(ctx, "guard/"+name, gd.cfg.id, 2*gd.cfg.interval+gd.cfg.timeout)
 	if err != nil {
 		return err
 	}
@@ -381,6 +407,26 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 	if gd.seq%foldEvery == 0 {
 		return gd.fold(ctx, name, entries)
 	}
+	return nil
+}
+
+// putExposure writes the instance's exposure, for ReadExposure and
+// ReadHistory, beside its counts under a name that is no gate's: at once
+// after a change of the gate, so that the fleet history has it a batch
+// later, and otherwise at most every exposureEvery, as it is the larger
+// write and short batches under load would make it many.
+func (gd *Guard) putExposure(ctx context.Context, name string) error {
+	now := time.Now()
+	h := gd.gate.History()
+	last := h[len(h)-1].At
+	if now.Sub(gd.exposed) < exposureEvery && last.Equal(gd.exposedChange) {
+		return nil
+	}
+	b, _ := json.Marshal(exposureOf(gd.gate, h, gd.cfg.id, now))
+	if err := gd.store.PutCounts(ctx, exposurePrefix+name, gd.countsID, gd.seq, b); err != nil {
+		return err
+	}
+	gd.exposed, gd.exposedChange = now, last
 	return nil
 }
 

@@ -49,7 +49,7 @@ func newGuardedNode(t *testing.T, store fleet.GuardStore, id string, tr *traffic
 	}
 	n := startNode(t, store, id, reg)
 	g, err := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID(id), fleet.WithBatchInterval(time.Second),
-		fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
+		fleet.WithGuardTimeout(testTimeout), fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +230,7 @@ func TestNewGuardErrors(t *testing.T) {
 		{mem, ownGuard, nil, `fleet: invalid config: gate "` + guarded + `" has its own guard (rollout.WithGuard)`},
 		{mem, gate, []fleet.GuardOption{fleet.WithGuardInstanceID("")}, `fleet: invalid config: WithGuardInstanceID(""): must be 1 to 256 bytes`},
 		{mem, gate, []fleet.GuardOption{fleet.WithBatchInterval(0)}, "fleet: invalid config: WithBatchInterval(0s): must be positive"},
+		{mem, gate, []fleet.GuardOption{fleet.WithGuardTimeout(-time.Second)}, "fleet: invalid config: WithGuardTimeout(-1s): must be positive"},
 		{mem, gate, []fleet.GuardOption{fleet.WithTest(rollout.WithConfidence(2))}, "fleet: invalid config: WithTest: rollout: invalid config: WithConfidence(2)"},
 	} {
 		_, err := fleet.NewGuard(tc.store, tc.gate, tc.opts...)
@@ -351,4 +352,138 @@ func TestGuardFirstLookSurvivesFault(t *testing.T) {
 			})
 		})
 	}
+}
+
+// slowStore answers every call of a fleet Guard after a delay, as a loaded
+// store does.
+type slowStore struct {
+	fleet.GuardStore
+	delay time.Duration
+}
+
+func (s slowStore) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.delay):
+		return nil
+	}
+}
+
+func (s slowStore) PutCounts(ctx context.Context, name, id string, seq uint64, value []byte) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.GuardStore.PutCounts(ctx, name, id, seq, value)
+}
+
+func (s slowStore) Counts(ctx context.Context, name string) (map[string][]byte, error) {
+	if err := s.wait(ctx); err != nil {
+		return nil, err
+	}
+	return s.GuardStore.Counts(ctx, name)
+}
+
+func (s slowStore) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	if err := s.wait(ctx); err != nil {
+		return false, err
+	}
+	return s.GuardStore.Lease(ctx, name, holder, ttl)
+}
+
+// A batch's store calls take longer in all than the batch interval (short
+// batches, a loaded store): the guard still judges the fleet, within its
+// timeout, and falls back to its local counts only past the timeout.
+func TestGuardTimeoutIndependentOfInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  []fleet.GuardOption
+		delay time.Duration
+		want  string
+	}{
+		{"default timeout", nil, 40 * time.Millisecond, fleet.ModeFleet},
+		{"timeout set", []fleet.GuardOption{fleet.WithGuardTimeout(time.Second)}, 150 * time.Millisecond, fleet.ModeFleet},
+		{"past the timeout", []fleet.GuardOption{fleet.WithGuardTimeout(100 * time.Millisecond)}, 40 * time.Millisecond, fleet.ModeLocal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				gate, _ := rollout.New(guarded, rollout.WithPercent(50))
+				store := slowStore{fleet.NewMemoryStore(), tc.delay}
+				tr := &traffic{}
+				g, err := fleet.NewGuard(store, gate, append([]fleet.GuardOption{fleet.WithGuardInstanceID("i0"),
+					fleet.WithBatchInterval(50 * time.Millisecond), fleet.WithGuardLogger(slog.New(slog.DiscardHandler))}, tc.opts...)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fleet.SetCounts(g, tr.next)
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan error, 1)
+				go func() { done <- g.Run(ctx) }()
+				time.Sleep(30 * time.Second)
+				synctest.Wait()
+				st := g.Status()
+				cancel()
+				<-done
+				if st.Mode != tc.want || (tc.want == fleet.ModeFleet) != st.Holder {
+					t.Errorf("status %+v, want mode %s", st, tc.want)
+				}
+				if tc.want == fleet.ModeFleet && st.Looks == 0 {
+					t.Errorf("no look in 30 s: %+v", st)
+				}
+			})
+		})
+	}
+}
+
+// countingStore counts the writes of exposure data.
+type countingStore struct {
+	*fleet.MemoryStore
+	mu        sync.Mutex
+	exposures int
+}
+
+func (s *countingStore) PutCounts(ctx context.Context, name, id string, seq uint64, value []byte) error {
+	if strings.HasPrefix(name, "exposure/") {
+		s.mu.Lock()
+		s.exposures++
+		s.mu.Unlock()
+	}
+	return s.MemoryStore.PutCounts(ctx, name, id, seq, value)
+}
+
+// With short batches the exposure data, the larger write, goes to the
+// store once a second while the gate does not change, and in the next
+// batch after a change, so that the fleet history has it at once.
+func TestGuardExposureAtMostEverySecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &countingStore{MemoryStore: fleet.NewMemoryStore()}
+		gate, _ := rollout.New(guarded, rollout.WithPercent(50))
+		g, err := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID("i0"),
+			fleet.WithBatchInterval(50*time.Millisecond), fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		time.Sleep(10*time.Second + time.Millisecond) // 200 batches
+		synctest.Wait()
+		store.mu.Lock()
+		n := store.exposures
+		store.mu.Unlock()
+		if n != 10 {
+			t.Errorf("%d writes of the exposure data in 200 batches over 10 s, want 10", n)
+		}
+		gate.Kill("INC-7")
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+		h, err := fleet.ReadHistory(t.Context(), store, guarded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := h.Entries[len(h.Entries)-1]; last.Kind != rollout.EventKill || last.Instance != "i0" || last.Reason != "INC-7" {
+			t.Errorf("history %+v, want the instance's kill last a batch after it", h.Entries)
+		}
+	})
 }
