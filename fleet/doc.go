@@ -81,7 +81,8 @@
 //	g, _ := fleet.NewGuard(store, gate, fleet.WithSyncer(s))
 //	go g.Run(ctx)
 //
-// Every batch (default 1 s) each instance writes its gate's cumulative
+// Every batch (default 1 s, each bounded by WithGuardTimeout, default 2 s)
+// each instance writes its gate's cumulative
 // counts (rollout.Gate.Counts) under its own id with a rising sequence; the
 // request path never touches the store, and as the counts are cumulative a
 // lost, repeated or late write neither loses nor double-counts a call. The
@@ -90,7 +91,8 @@
 // checkpoint every 500 calls of the new arm, the 5,000-call window, the
 // z-test with Fisher's confirmation, the error-rate spending and the
 // absolute limits), once for the fleet. It keeps the test's state in the
-// store, so that if it dies the next holder goes on where it stopped. A
+// store from the test's start on, so that if it dies, or loses the lease,
+// the next holder goes on where it stopped. A
 // trip publishes a kill of the gate through the store, as an operator's
 // Publisher.Kill does, with the numbers in its reason, such as "fleet
 // guard: new 4.0% failures (26/650) vs old 0.0% (0/650), z=5.2 (limit 3.10
@@ -114,15 +116,19 @@
 // keeps each gate's fleet history: every publish through a Publisher
 // (kill, resume, percent, each gate's entry of a config document) with its
 // time, actor, store version and reason, and every trip of the fleet guard
-// with its pooled numbers; the last MaxHistory (1,024). Every batch, each
-// instance's Guard also writes its gate's exposure beside its counts: its
+// with its pooled numbers; the last MaxHistory (1,024). Each instance's
+// Guard also writes its gate's exposure beside its counts, in the batch
+// after each change of the gate and otherwise at most once a second: its
 // last 32 windows of state with the new arm's outcomes in each
 // (rollout.Gate.Exposure) and its last 100 failed keys. ReadHistory merges
 // the store's history with each instance's changes (its creation, schedule
 // steps, local kills, and when it applied each publish);
-// History.WasEnabled(key, at) replays it and hashes the key to tell
-// whether some instance routed the key to the new path at that moment.
-// ReadExposure pools the instances' windows and failed keys over a time
+// History.WasEnabledOn(instance, key, at) replays that instance's changes
+// and hashes the key to tell whether the instance routed the key to the
+// new path at that moment, exact even while a kill spreads through the
+// fleet; History.WasEnabled(key, at), for a key whose instance is not
+// known, tells whether some instance did, taking each publish to apply
+// everywhere at once. ReadExposure pools the instances' windows and failed keys over a time
 // range. Handler serves both read-only: GET /gates/{name}/history and
 // GET /gates/{name}/exposure?from=&to=.
 //

@@ -215,11 +215,17 @@ func readHistory(ctx context.Context, store Store, name string) (History, exposu
 // it (only what differs from the previous config; a config's resume lifts
 // only a config's kill).
 //
+// Use it when it is not known which instance served the key. When it is
+// (the service logged its instance id beside the key), use WasEnabledOn:
+// each instance applies a publish at its own moment, and WasEnabled takes
+// a publish to apply everywhere at its recorded time, so for a key served
+// while a change spreads (the milliseconds an instance takes to apply it)
+// it may answer as the instances that applied it already would.
+//
 // Limits: it knows what the history retains (Partial), and a percent only
 // from an entry that sets one (a publish, a config entry, or an instance's
 // creation or step that its Guard reported); before the first such entry it
-// answers false. A change takes effect at its recorded time, within the
-// milliseconds an instance takes to apply a publish.
+// answers false.
 func (h History) WasEnabled(key string, at time.Time) bool {
 	r := h.replay(at)
 	if len(r.states) == 0 {
@@ -232,6 +238,52 @@ func (h History) WasEnabled(key string, at time.Time) bool {
 		}
 	}
 	return false
+}
+
+// WasEnabledOn reports whether, by the history, instance routed key to the
+// new path at the moment at. instance is an instance id as the history
+// names it (HistoryEntry.Instance: the id its fleet Guard reports under);
+// "" asks about an instance that reported nothing.
+//
+// An instance whose Guard reports its changes (its creation, schedule
+// steps, local kills and the moment it applied each publish) is replayed
+// from those alone over the time they span: the answer is then exact, even
+// for a key served while a kill spreads, within the instance's own clock.
+// Before its first reported change, after its last, or for an instance that
+// reports none, the publishes stand in as WasEnabled replays them, at their
+// recorded times; before its creation, if the history retains it, the
+// instance served nothing and the answer is false.
+func (h History) WasEnabledOn(instance, key string, at time.Time) bool {
+	var first, last time.Time // the span of the instance's own changes
+	created := false
+	for _, e := range h.Entries {
+		if instance == "" || e.Instance != instance {
+			continue
+		}
+		if first.IsZero() {
+			first, created = e.At, e.Kind == rollout.EventCreated
+		}
+		last = e.At
+	}
+	if created && at.Before(first) {
+		return false
+	}
+	var s gateState
+	n := sort.Search(len(h.Entries), func(i int) bool { return h.Entries[i].At.After(at) })
+	for _, e := range h.Entries[:n] {
+		switch {
+		case e.Instance == "" && !first.IsZero() && !e.At.Before(first) && !e.At.After(last):
+			// The instance reported when it applied this publish, or
+			// that it changed nothing; a config is remembered for the
+			// next one's differences.
+			s.remember(e)
+		case e.Instance == "":
+			s.publish(e)
+		case e.Instance == instance:
+			s.change(e)
+		}
+	}
+	return s.live() && rollout.Bucket(h.Salt, key) < s.units
 }
 
 // gateState is one instance's state of the gate in a replay.
@@ -265,40 +317,59 @@ func (r *replayed) apply(e HistoryEntry) {
 			s = &c
 			r.states[e.Instance] = s
 		}
-		if e.Percent != nil {
-			s.known, s.units = true, units(*e.Percent)
-		}
-		if s.killed != e.Killed {
-			s.killed, s.byConfig = e.Killed, false
-		}
+		s.change(e)
 		return
 	}
 	for _, s := range r.states {
-		switch e.Kind {
-		case rollout.EventKill:
-			if !s.killed {
-				s.killed, s.byConfig = true, false
-			}
-		case rollout.EventResume:
-			s.killed, s.byConfig = false, false
-		case rollout.EventPercent:
-			if e.Percent != nil {
-				s.known, s.units = true, units(*e.Percent)
-			}
-		case EntryConfig:
-			prev := s.cfg
-			if e.Killed && (prev == nil || !prev.Killed) && !s.killed {
-				s.killed, s.byConfig = true, true
-			}
-			if e.Percent != nil && (prev == nil || prev.Percent == nil || *prev.Percent != *e.Percent) {
-				s.known, s.units = true, units(*e.Percent)
-			}
-			if !e.Killed && prev != nil && prev.Killed && s.byConfig {
-				s.killed, s.byConfig = false, false
-			}
-			c := e
-			s.cfg = &c
+		s.publish(e)
+	}
+}
+
+// change applies an instance's own change, which carries its state after
+// it.
+func (s *gateState) change(e HistoryEntry) {
+	if e.Percent != nil {
+		s.known, s.units = true, units(*e.Percent)
+	}
+	if s.killed != e.Killed {
+		s.killed, s.byConfig = e.Killed, false
+	}
+}
+
+// publish applies a publish to the whole fleet.
+func (s *gateState) publish(e HistoryEntry) {
+	switch e.Kind {
+	case rollout.EventKill:
+		if !s.killed {
+			s.killed, s.byConfig = true, false
 		}
+	case rollout.EventResume:
+		s.killed, s.byConfig = false, false
+	case rollout.EventPercent:
+		if e.Percent != nil {
+			s.known, s.units = true, units(*e.Percent)
+		}
+	case EntryConfig:
+		prev := s.cfg
+		if e.Killed && (prev == nil || !prev.Killed) && !s.killed {
+			s.killed, s.byConfig = true, true
+		}
+		if e.Percent != nil && (prev == nil || prev.Percent == nil || *prev.Percent != *e.Percent) {
+			s.known, s.units = true, units(*e.Percent)
+		}
+		if !e.Killed && prev != nil && prev.Killed && s.byConfig {
+			s.killed, s.byConfig = false, false
+		}
+		s.remember(e)
+	}
+}
+
+// remember keeps a config entry, against which the next one applies only
+// what differs.
+func (s *gateState) remember(e HistoryEntry) {
+	if e.Kind == EntryConfig {
+		c := e
+		s.cfg = &c
 	}
 }
 

@@ -105,6 +105,9 @@ func TestFleetHistoryAndExposure(t *testing.T) {
 			if got := h.WasEnabled(k, at); got != local {
 				t.Errorf("%s at %v: fleet WasEnabled %v, the instance's %v", k, at.Sub(start), got, local)
 			}
+			if got := h.WasEnabledOn(served[k].s.ID(), k, at); got != local {
+				t.Errorf("%s at %v: WasEnabledOn(%s) %v, the instance's %v", k, at.Sub(start), served[k].s.ID(), got, local)
+			}
 			if local {
 				wantFailed[k] = true
 			}
@@ -239,6 +242,50 @@ func TestHistoryReplaysInstances(t *testing.T) {
 	for m, want := range []bool{true, true, false, true, false} {
 		if got := h.WasEnabled("k", at(m).Add(time.Second)); got != want {
 			t.Errorf("minute %d: %v, want %v", m, got, want)
+		}
+	}
+}
+
+// A fleet kill spreads: each instance applies it at its own moment, as its
+// Guard reports. WasEnabledOn answers for the instance that served a key
+// by its own changes where it reported them, by the publishes where it
+// did not, and false before its creation.
+func TestHistoryWasEnabledOn(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	pct := func(p float64) *float64 { return &p }
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	h := fleet.History{Gate: "g", Salt: "g", Entries: []fleet.HistoryEntry{
+		{At: ms(0), Kind: rollout.EventCreated, Instance: "i0", Percent: pct(100)},
+		{At: ms(0), Kind: rollout.EventCreated, Instance: "i1", Percent: pct(100)},
+		{At: ms(1000), Kind: rollout.EventPercent, Source: rollout.KilledByFleet, Percent: pct(100)},
+		{At: ms(1500), Kind: rollout.EventCreated, Instance: "i3", Percent: pct(100)},
+		{At: ms(2000), Kind: rollout.EventKill, Source: rollout.KilledByFleet},
+		{At: ms(2100), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i0", Percent: pct(100), Killed: true},
+		{At: ms(2300), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i1", Percent: pct(100), Killed: true},
+		{At: ms(2400), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i3", Percent: pct(100), Killed: true},
+		{At: ms(3000), Kind: rollout.EventResume, Source: rollout.KilledByFleet},
+	}}
+	for _, tc := range []struct {
+		instance string
+		at       int // ms after t0
+		want     bool
+	}{
+		{"i0", 500, true},
+		{"i0", 2050, true},  // the kill published, not yet applied on i0
+		{"i0", 2150, false}, // applied
+		{"i1", 2200, true},  // applied on i0, not yet on i1
+		{"i1", 2300, false},
+		{"i1", 3500, true}, // the resume, after i1's last report
+		{"i2", 500, false}, // reports nothing: no percent published yet
+		{"i2", 1200, true}, // by the fleet's percent
+		{"i2", 2050, false},
+		{"i3", 1200, false}, // before its creation
+		{"i3", 2200, true},
+		{"", 1200, true}, // an instance that reports nothing
+		{"", 2200, false},
+	} {
+		if got := h.WasEnabledOn(tc.instance, "k", ms(tc.at)); got != tc.want {
+			t.Errorf("WasEnabledOn(%q, k, +%dms) = %v, want %v", tc.instance, tc.at, got, tc.want)
 		}
 	}
 }

@@ -233,15 +233,15 @@ func i2Fleet(ctx context.Context, store fleet.GuardStore, guard bool) (i2FleetRe
 // i2Name names the orders that went through the bad path from the fleet
 // history in the store alone, as an operator would after the incident:
 // for each order, whether the gate routed its user to the new lookup on
-// its instance at its time (History.WasEnabled over that instance's
-// entries: its creation and the moment it applied the fleet's kill). The
-// instances' Guards report their changes every batch; it waits for every
-// instance's kill to be in the history.
+// its instance at its time (History.WasEnabledOn: by that instance's
+// reported changes, its creation and the moment it applied the fleet's
+// kill). The instances' Guards report each change in the next batch; it
+// waits for every instance's kill to be in the history.
 //
 // It asks per instance because each applied the kill at its own moment: the
-// fleet-wide answer (History.WasEnabled over every entry: some instance
-// was live) is off for the orders served in the milliseconds the kill took
-// to reach every instance. The per-instance answer is exact but for an
+// fleet-wide answer (History.WasEnabled, which takes the kill to apply
+// everywhere at its publish) is off for the orders served in the
+// milliseconds the kill took to reach every instance. The per-instance answer is exact but for an
 // order whose lookup started within the fraction of a microsecond between
 // the kill's timestamp and its taking effect on the instance; 120 runs of
 // the fleet (60 of them under -race) named every order exactly: 65,168
@@ -271,17 +271,8 @@ func i2Name(ctx context.Context, store fleet.Store, members []*i2Member, orders 
 		}
 		time.Sleep(i2Batch)
 	}
-	own := make([]fleet.History, len(members))
-	for i, m := range members {
-		own[i] = fleet.History{Gate: h.Gate, Salt: h.Salt}
-		for _, e := range h.Entries {
-			if e.Instance == m.id {
-				own[i].Entries = append(own[i].Entries, e)
-			}
-		}
-	}
 	for _, o := range orders {
-		named := own[o.member].WasEnabled(o.user, o.at)
+		named := h.WasEnabledOn(members[o.member].id, o.user, o.at)
 		if o.bad {
 			n.affected++
 		}
@@ -347,7 +338,7 @@ func i2FleetFigures(ctx context.Context, cfg config, store fleet.Store, where st
 		exact := nm.affected > 0 && nm.right == nm.affected && nm.wrong == 0
 		figs = append(figs, figure{Name: "affected orders named from the fleet history", Without: 0, With: float64(nm.right),
 			Unit: "orders", Target: fmt.Sprintf("%d of %d, 0 wrong", nm.affected, nm.affected), Pass: exact})
-		*cfg.notes = append(*cfg.notes, fmt.Sprintf("I2: affected orders named: %d of %d, %d wrong (of %d orders handled, by WasEnabled on the fleet history in %s; %d orders of enabled users served by the old lookup after the kill, rightly not named); the first: %s",
+		*cfg.notes = append(*cfg.notes, fmt.Sprintf("I2: affected orders named: %d of %d, %d wrong (of %d orders handled, by WasEnabled on the fleet history in %s, asked for each order's instance: History.WasEnabledOn; %d orders of enabled users served by the old lookup after the kill, rightly not named); the first: %s",
 			nm.right, nm.affected, nm.wrong, nm.orders, where, nm.spared, strings.Join(nm.first, ", ")))
 	}
 	if r.reason != "" {

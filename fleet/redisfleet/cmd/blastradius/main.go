@@ -522,18 +522,14 @@ func (c *cli) wasEnabled(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.errw, "blastradius:", err)
 		return 2
 	}
-	who := "some instance"
+	who, enabled := "some instance", h.WasEnabled(pos[1], at)
 	if *instance != "" {
-		who = "instance " + *instance
-		own := h.Entries[:0:0]
-		for _, e := range h.Entries {
-			if e.Instance == *instance {
-				own = append(own, e)
-			}
+		who, enabled = "instance "+*instance, h.WasEnabledOn(*instance, pos[1], at)
+		if !slices.ContainsFunc(h.Entries, func(e fleet.HistoryEntry) bool { return e.Instance == *instance }) {
+			fmt.Fprintf(c.errw, "blastradius: instance %s reported no change of %s: answered by the fleet's publishes alone\n", *instance, h.Gate)
 		}
-		h.Entries = own
 	}
-	if h.WasEnabled(pos[1], at) {
+	if enabled {
 		fmt.Fprintf(c.out, "yes: %s routed %q to the new path of %s at %s (bucket %d of %d)\n",
 			who, pos[1], h.Gate, stamp(at), rollout.Bucket(h.Salt, pos[1]), rollout.Buckets)
 		return 0

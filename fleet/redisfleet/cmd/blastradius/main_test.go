@@ -306,6 +306,7 @@ func TestHistoryExposureGuardsAndWasEnabled(t *testing.T) {
 		{[]string{off, at}, 1, "no: some instance did not route"},
 		{[]string{on, stampOf(killed.Add(time.Second))}, 1, "no: "},
 		{[]string{on, "-instance", "api-9", at}, 1, "no: instance api-9"},
+		{[]string{on, "-instance", "api-9", at}, 1, "instance api-9 reported no change of checkout-v2: answered by the fleet's publishes alone"},
 	} {
 		code, out := cmd(t, srv.Addr, append([]string{"was-enabled", "checkout-v2"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(out, tc.want) {
