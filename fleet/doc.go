@@ -127,9 +127,8 @@
 // and hashes the key to tell whether the instance routed the key to the
 // new path at that moment, exact even while a kill spreads through the
 // fleet; History.WasEnabled(key, at), for a key whose instance is not
-// known, tells whether some instance did, taking each publish to apply
-// everywhere at once. ReadExposure pools the instances' windows and failed keys over a time
-// range. Handler serves both read-only: GET /gates/{name}/history and
+// known, tells whether some instance did. ReadExposure pools the
+// instances' windows and failed keys over a time range. Handler serves both read-only: GET /gates/{name}/history and
 // GET /gates/{name}/exposure?from=&to=.
 //
 // Measured on simulations of 8 instances that each see 1/8 of a gate at

@@ -210,30 +210,30 @@ func readHistory(ctx context.Context, store Store, name string) (History, exposu
 // WasEnabled reports whether, by the history, some instance of the fleet
 // routed key to the new path at the moment at: whether the gate was live
 // there at a percent above key's bucket (rollout.Bucket with h.Salt). It
-// replays the history: a publish applies to every instance, an instance's
-// own change to it alone, and a config entry as Registry.LoadConfig applies
-// it (only what differs from the previous config; a config's resume lifts
-// only a config's kill).
+// asks WasEnabledOn of every instance the history names, and of an
+// instance that reports nothing (the publishes alone).
 //
-// Use it when it is not known which instance served the key. When it is
-// (the service logged its instance id beside the key), use WasEnabledOn:
-// each instance applies a publish at its own moment, and WasEnabled takes
-// a publish to apply everywhere at its recorded time, so for a key served
-// while a change spreads (the milliseconds an instance takes to apply it)
-// it may answer as the instances that applied it already would.
+// Use it when it is not known which instance served the key; it then
+// names every key that may have gone through the new path: while a kill
+// spreads, an instance that has not applied it yet keeps the answer true.
+// When the instance is known (the service logged it beside the key), use
+// WasEnabledOn, which is exact for that instance.
 //
 // Limits: it knows what the history retains (Partial), and a percent only
 // from an entry that sets one (a publish, a config entry, or an instance's
 // creation or step that its Guard reported); before the first such entry it
 // answers false.
 func (h History) WasEnabled(key string, at time.Time) bool {
-	r := h.replay(at)
-	if len(r.states) == 0 {
-		return false
+	if h.WasEnabledOn("", key, at) {
+		return true
 	}
-	b := rollout.Bucket(h.Salt, key)
-	for _, s := range r.states {
-		if s.live() && b < s.units {
+	seen := map[string]bool{}
+	for _, e := range h.Entries {
+		if e.Instance == "" || seen[e.Instance] {
+			continue
+		}
+		seen[e.Instance] = true
+		if h.WasEnabledOn(e.Instance, key, at) {
 			return true
 		}
 	}
@@ -243,39 +243,46 @@ func (h History) WasEnabled(key string, at time.Time) bool {
 // WasEnabledOn reports whether, by the history, instance routed key to the
 // new path at the moment at. instance is an instance id as the history
 // names it (HistoryEntry.Instance: the id its fleet Guard reports under);
-// "" asks about an instance that reported nothing.
+// "" asks about an instance that reports nothing.
 //
-// An instance whose Guard reports its changes (its creation, schedule
-// steps, local kills and the moment it applied each publish) is replayed
-// from those alone over the time they span: the answer is then exact, even
-// for a key served while a kill spreads, within the instance's own clock.
-// Before its first reported change, after its last, or for an instance that
-// reports none, the publishes stand in as WasEnabled replays them, at their
-// recorded times; before its creation, if the history retains it, the
-// instance served nothing and the answer is false.
+// It replays the instance's own changes, as its Guard reports them (its
+// creation, schedule steps, local kills, and the moment it applied each
+// publish), and the publishes that they do not cover: a publish applies
+// at its recorded time unless the instance reported a change after it
+// without restarting in between (a creation), for then its own entries
+// say when it took effect there. A config entry applies as
+// Registry.LoadConfig applies it (only what differs from the previous
+// config; a config's resume lifts only a config's kill). Before the
+// instance's creation, if the history retains it, the answer is false.
+//
+// The answer is exact, within the instance's own clock, for an instance
+// whose Guard reported its changes up to at, even for a key served while
+// a kill spreads through the fleet; for an instance that reports nothing,
+// the publishes stand in, at their recorded times.
 func (h History) WasEnabledOn(instance, key string, at time.Time) bool {
-	var first, last time.Time // the span of the instance's own changes
-	created := false
-	for _, e := range h.Entries {
-		if instance == "" || e.Instance != instance {
-			continue
+	var own []int // the instance's own entries
+	if instance != "" {
+		for i, e := range h.Entries {
+			if e.Instance == instance {
+				own = append(own, i)
+			}
 		}
-		if first.IsZero() {
-			first, created = e.At, e.Kind == rollout.EventCreated
-		}
-		last = e.At
 	}
-	if created && at.Before(first) {
+	if len(own) > 0 && h.Entries[own[0]].Kind == rollout.EventCreated && at.Before(h.Entries[own[0]].At) {
 		return false
 	}
 	var s gateState
 	n := sort.Search(len(h.Entries), func(i int) bool { return h.Entries[i].At.After(at) })
-	for _, e := range h.Entries[:n] {
+	k := 0 // own[k] is the instance's next entry
+	for i, e := range h.Entries[:n] {
+		for k < len(own) && own[k] < i {
+			k++
+		}
 		switch {
-		case e.Instance == "" && !first.IsZero() && !e.At.Before(first) && !e.At.After(last):
-			// The instance reported when it applied this publish, or
-			// that it changed nothing; a config is remembered for the
-			// next one's differences.
+		case e.Instance == "" && k > 0 && k < len(own) && h.Entries[own[k]].Kind != rollout.EventCreated:
+			// Between two of its reports: its next says whether and
+			// when it applied the publish. A config is remembered for
+			// the differences of the next.
 			s.remember(e)
 		case e.Instance == "":
 			s.publish(e)
@@ -371,16 +378,6 @@ func (s *gateState) remember(e HistoryEntry) {
 		c := e
 		s.cfg = &c
 	}
-}
-
-// replay replays the entries at or before at.
-func (h History) replay(at time.Time) replayed {
-	var r replayed
-	n := sort.Search(len(h.Entries), func(i int) bool { return h.Entries[i].At.After(at) })
-	for _, e := range h.Entries[:n] {
-		r.apply(e)
-	}
-	return r
 }
 
 // summary is the fleet's state after an entry, as a window reports it:

@@ -249,7 +249,8 @@ func TestHistoryReplaysInstances(t *testing.T) {
 // A fleet kill spreads: each instance applies it at its own moment, as its
 // Guard reports. WasEnabledOn answers for the instance that served a key
 // by its own changes where it reported them, by the publishes where it
-// did not, and false before its creation.
+// did not (or restarted), and false before its creation; WasEnabled is
+// true while some instance has not applied it.
 func TestHistoryWasEnabledOn(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	pct := func(p float64) *float64 { return &p }
@@ -263,8 +264,12 @@ func TestHistoryWasEnabledOn(t *testing.T) {
 		{At: ms(2100), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i0", Percent: pct(100), Killed: true},
 		{At: ms(2300), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i1", Percent: pct(100), Killed: true},
 		{At: ms(2400), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i3", Percent: pct(100), Killed: true},
+		// i4 restarts after the kill and applies it a little later.
+		{At: ms(2500), Kind: rollout.EventCreated, Instance: "i4", Percent: pct(100)},
+		{At: ms(2510), Kind: rollout.EventKill, Source: rollout.KilledByFleet, Instance: "i4", Percent: pct(100), Killed: true},
 		{At: ms(3000), Kind: rollout.EventResume, Source: rollout.KilledByFleet},
 	}}
+	h.Entries = append([]fleet.HistoryEntry{{At: ms(0), Kind: rollout.EventCreated, Instance: "i4", Percent: pct(100)}}, h.Entries...)
 	for _, tc := range []struct {
 		instance string
 		at       int // ms after t0
@@ -283,9 +288,19 @@ func TestHistoryWasEnabledOn(t *testing.T) {
 		{"i3", 2200, true},
 		{"", 1200, true}, // an instance that reports nothing
 		{"", 2200, false},
+		{"i4", 1200, true},
+		{"i4", 2200, false}, // between its processes, the kill applies
+		{"i4", 2505, true},  // its new process is live until it applies it
+		{"i4", 2600, false},
 	} {
 		if got := h.WasEnabledOn(tc.instance, "k", ms(tc.at)); got != tc.want {
 			t.Errorf("WasEnabledOn(%q, k, +%dms) = %v, want %v", tc.instance, tc.at, got, tc.want)
+		}
+	}
+	// Some instance was live while the kill spread.
+	for at, want := range map[int]bool{1200: true, 2200: true, 2350: true, 2450: false, 2505: true, 2600: false, 3500: true} {
+		if got := h.WasEnabled("k", ms(at)); got != want {
+			t.Errorf("WasEnabled(k, +%dms) = %v, want %v", at, got, want)
 		}
 	}
 }

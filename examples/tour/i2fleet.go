@@ -239,9 +239,10 @@ func i2Fleet(ctx context.Context, store fleet.GuardStore, guard bool) (i2FleetRe
 // waits for every instance's kill to be in the history.
 //
 // It asks per instance because each applied the kill at its own moment: the
-// fleet-wide answer (History.WasEnabled, which takes the kill to apply
-// everywhere at its publish) is off for the orders served in the
-// milliseconds the kill took to reach every instance. The per-instance answer is exact but for an
+// fleet-wide answer (History.WasEnabled: some instance was live) would also
+// name the orders of enabled users that an instance served by the old
+// lookup after it applied the kill, while the kill was still reaching the
+// others. The per-instance answer is exact but for an
 // order whose lookup started within the fraction of a microsecond between
 // the kill's timestamp and its taking effect on the instance; 120 runs of
 // the fleet (60 of them under -race) named every order exactly: 65,168
