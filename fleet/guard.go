@@ -162,12 +162,12 @@ type Guard struct {
 	countsID string
 	seq      uint64
 	holder   bool
-	// exposed is when the exposure was written last, exposedChange the
-	// time of the gate's last change it held.
-	exposed       time.Time
-	exposedChange time.Time
-	fleet         *verdictState // the pooled test's state while holding the lease
-	local         *verdictState // the local test's state while the store is unreachable
+	// exposed is when the exposure was written last, exposedSeq the
+	// sequence of the gate's last change (rollout.Event.Seq) it held.
+	exposed    time.Time
+	exposedSeq uint64
+	fleet      *verdictState // the pooled test's state while holding the lease
+	local      *verdictState // the local test's state while the store is unreachable
 
 	m *guardMetrics
 
@@ -418,15 +418,15 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 func (gd *Guard) putExposure(ctx context.Context, name string) error {
 	now := time.Now()
 	h := gd.gate.History()
-	last := h[len(h)-1].At
-	if now.Sub(gd.exposed) < exposureEvery && last.Equal(gd.exposedChange) {
+	last := h[len(h)-1].Seq
+	if now.Sub(gd.exposed) < exposureEvery && last == gd.exposedSeq {
 		return nil
 	}
 	b, _ := json.Marshal(exposureOf(gd.gate, h, gd.cfg.id, now))
 	if err := gd.store.PutCounts(ctx, exposurePrefix+name, gd.countsID, gd.seq, b); err != nil {
 		return err
 	}
-	gd.exposed, gd.exposedChange = now, last
+	gd.exposed, gd.exposedSeq = now, last
 	return nil
 }
 
