@@ -1,15 +1,13 @@
 package fleet_test
 
 import (
-	"context"
-	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -23,19 +21,7 @@ func runGuard(t *testing.T, store fleet.GuardStore, gate *rollout.Gate, id strin
 		t.Fatal(err)
 	}
 	fleet.SetCounts(g, tr.next)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := g.Run(ctx); !errors.Is(err, context.Canceled) {
-			t.Errorf("Guard.Run: %v", err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
-	t.Cleanup(stop)
-	return g, stop
+	return g, fleettest.Run(t, g)
 }
 
 func (tr *traffic) total() rollout.Counts {

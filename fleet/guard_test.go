@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -54,21 +55,7 @@ func newGuardedNode(t *testing.T, store fleet.GuardStore, id string, tr *traffic
 		t.Fatal(err)
 	}
 	fleet.SetCounts(g, tr.next)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	var once sync.Once
-	gn := &guardedNode{node: n, g: g}
-	gn.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Errorf("Guard.Run of %s returned %v", id, err)
-			}
-		})
-	}
-	t.Cleanup(gn.stop)
-	return gn
+	return &guardedNode{node: n, g: g, stop: fleettest.Run(t, g)}
 }
 
 func holders(ns []*guardedNode) (ids []string) {

@@ -1,16 +1,14 @@
 package fleet_test
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/rollout"
 )
@@ -25,16 +23,7 @@ func startGuard(t *testing.T, store fleet.GuardStore, n *node, tr *traffic, mr *
 		t.Fatal(err)
 	}
 	fleet.SetCounts(g, tr.next)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := g.Run(ctx); !errors.Is(err, context.Canceled) {
-			t.Errorf("Guard.Run: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	fleettest.Run(t, g)
 	return g
 }
 

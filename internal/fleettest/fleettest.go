@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/blastradius/blastradius/fleet"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -32,21 +31,27 @@ func Registry(t testing.TB, gates []string) *rollout.Registry {
 	return reg
 }
 
-// Run runs s on its own goroutine and returns the func that stops it: it
-// cancels Run and fails the test unless Run returned context.Canceled.
-// Stop runs once, however often it is called, and in Cleanup at the latest
-// (inside the synctest bubble, if Run was called in one).
-func Run(t testing.TB, s *fleet.Syncer) (stop func()) {
+// Runner is what Run runs: a fleet.Syncer or a fleet.Guard.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Run runs r on its own goroutine and returns the func that stops it, as
+// the death of its process would: it cancels Run and fails the test unless
+// Run returned context.Canceled. Stop runs once, however often it is
+// called, and in Cleanup at the latest (inside the synctest bubble, if Run
+// was called in one).
+func Run(t testing.TB, r Runner) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- r.Run(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Errorf("Run of %s returned %v, want context.Canceled", s.ID(), err)
+				t.Errorf("%T.Run returned %v, want context.Canceled", r, err)
 			}
 		})
 	}
