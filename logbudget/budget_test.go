@@ -1,7 +1,6 @@
 package logbudget_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,13 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 )
-
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
 
 func mustNew(t testing.TB, next slog.Handler, opts ...logbudget.Option) *logbudget.Handler {
 	t.Helper()
@@ -28,29 +25,20 @@ func mustNew(t testing.TB, next slog.Handler, opts ...logbudget.Option) *logbudg
 	return h
 }
 
-func newText(buf *bytes.Buffer) slog.Handler {
-	return slog.NewTextHandler(buf, &slog.HandlerOptions{ReplaceAttr: func(g []string, a slog.Attr) slog.Attr {
-		if len(g) == 0 && (a.Key == slog.TimeKey || a.Key == "since") {
-			return slog.Attr{}
-		}
-		return a
-	}})
-}
-
 // TestSummaryNotTaggedWithOtherLoggersAttrs: a summary is the budget's
 // record, not the record of whichever derived logger happened to trigger the
 // sweep, so it must not carry that logger's attributes or group.
 func TestSummaryNotTaggedWithOtherLoggersAttrs(t *testing.T) {
-	var buf bytes.Buffer
-	clk := &clock{time.Unix(0, 0)}
-	root := mustNew(t, newText(&buf), logbudget.WithLimit(1), logbudget.WithInterval(time.Minute), logbudget.WithKeyAttr("reason"), logbudget.WithClock(clk.now))
+	var logs logtest.Buffer
+	clk := fakeclock.New()
+	root := mustNew(t, logs.Handler(), logbudget.WithLimit(1), logbudget.WithInterval(time.Minute), logbudget.WithKeyAttr("reason"), logbudget.WithClock(clk.Now))
 	a := slog.New(root).With("request_id", "A")
 	for range 3 {
 		a.Warn("auth failed", "reason", "expired")
 	}
-	clk.t = clk.t.Add(time.Minute)
+	clk.Advance(time.Minute)
 	slog.New(root).With("request_id", "B").WithGroup("g").Info("other")
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	lines := logs.Lines()
 	want := []string{
 		`level=WARN msg="auth failed" request_id=A reason=expired`,
 		`level=WARN msg="log budget: records suppressed" message="auth failed" suppressed=2 reason=expired`,
@@ -62,30 +50,30 @@ func TestSummaryNotTaggedWithOtherLoggersAttrs(t *testing.T) {
 }
 
 func TestBudgetPerKeyAndSummaries(t *testing.T) {
-	var buf bytes.Buffer
-	clk := &clock{time.Unix(0, 0)}
+	var logs logtest.Buffer
+	clk := fakeclock.New()
 	mp := metrictest.New(t)
-	h := mustNew(t, newText(&buf), logbudget.WithLimit(2), logbudget.WithInterval(time.Minute), logbudget.WithKeyAttr("reason"), logbudget.WithClock(clk.now), logbudget.WithMeterProvider(mp))
+	h := mustNew(t, logs.Handler(), logbudget.WithLimit(2), logbudget.WithInterval(time.Minute), logbudget.WithKeyAttr("reason"), logbudget.WithClock(clk.Now), logbudget.WithMeterProvider(mp))
 	l := slog.New(h)
 	for range 5 {
 		l.Warn("failed", "reason", "x")
 		l.Warn("failed", "reason", "y")
 	}
 	l.With("reason", "z").Warn("failed") // bound through WithAttrs
-	if n := strings.Count(buf.String(), "\n"); n != 5 {
-		t.Fatalf("%d lines, want 5:\n%s", n, buf.String())
+	if n := len(logs.Lines()); n != 5 {
+		t.Fatalf("%d lines, want 5:\n%s", n, logs.String())
 	}
 	if n := mp.Total(logbudget.SuppressedMetric); n != 6 {
 		t.Fatalf("suppressed %d, want 6", n)
 	}
-	buf.Reset()
-	clk.t = clk.t.Add(30 * time.Second)
+	before := len(logs.String())
+	clk.Advance(30 * time.Second)
 	l.Warn("failed", "reason", "x") // same interval: suppressed, no summary yet
-	if buf.Len() != 0 {
-		t.Fatalf("wrote %q inside the interval", buf.String())
+	if got := logs.String()[before:]; got != "" {
+		t.Fatalf("wrote %q inside the interval", got)
 	}
 	h.Flush(context.Background())
-	got := buf.String()
+	got := logs.String()[before:]
 	for _, want := range []string{"suppressed=4 reason=x", "suppressed=3 reason=y"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("flush output %q lacks %q", got, want)
@@ -147,13 +135,13 @@ func TestHandleKnownKeyAllocs(t *testing.T) {
 // TestNoKeyCollidesWithOverflow: an empty message with the key value
 // "overflow" is an ordinary key, not the overflow budget.
 func TestNoKeyCollidesWithOverflow(t *testing.T) {
-	var buf bytes.Buffer
-	h := mustNew(t, newText(&buf), logbudget.WithLimit(1), logbudget.WithKeyAttr("k"))
+	var logs logtest.Buffer
+	h := mustNew(t, logs.Handler(), logbudget.WithLimit(1), logbudget.WithKeyAttr("k"))
 	l := slog.New(h)
 	l.Info("", "k", "overflow")
 	l.Info("", "k", "overflow")
 	h.Flush(context.Background())
-	if got := buf.String(); strings.Contains(got, "key overflow") || !strings.Contains(got, `message="" suppressed=1 k=overflow`) {
+	if got := logs.String(); strings.Contains(got, "key overflow") || !strings.Contains(got, `message="" suppressed=1 k=overflow`) {
 		t.Fatalf("got %q", got)
 	}
 }
