@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 )
@@ -27,16 +26,14 @@ const handlerTimeout = 5 * time.Second
 // authorize, or it is answered 403 Forbidden. A store that cannot be read is
 // 502. Mount it under a prefix with http.StripPrefix.
 //
-// There is no unauthenticated mode: if authorize (or store) is nil, the
-// returned handler answers every request 500 with the error, which is also
-// logged at construction.
+// There is no unauthenticated mode: Handler panics, with an error wrapping
+// ErrInvalidConfig that names the argument, if store or authorize is nil.
 func Handler(store Store, authorize func(*http.Request) bool) http.Handler {
-	if store == nil || authorize == nil {
-		err := errors.New("fleet: admin handler needs a store and an authorize func; refusing every request")
-		slog.Default().Error(err.Error())
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusInternalServerError, errorBody{err.Error()})
-		})
+	if store == nil {
+		panic(fmt.Errorf("%w: Handler: nil store", ErrInvalidConfig))
+	}
+	if authorize == nil {
+		panic(fmt.Errorf("%w: Handler: nil authorize func: there is no unauthenticated mode", ErrInvalidConfig))
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

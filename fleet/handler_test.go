@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -47,15 +48,28 @@ func TestHandler(t *testing.T) {
 	})
 }
 
-func TestHandlerWithoutAuthorize(t *testing.T) {
-	for name, h := range map[string]http.Handler{
-		"nil authorize": fleet.Handler(fleet.NewMemoryStore(), nil),
-		"nil store":     fleet.Handler(nil, func(*http.Request) bool { return true }),
+// A nil store or authorize func is a configuration error: Handler panics at
+// construction with an error wrapping ErrInvalidConfig that names it, as
+// rollout.Handler does; there is no unauthenticated mode.
+func TestHandlerNilArgumentsPanic(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		store     fleet.Store
+		authorize func(*http.Request) bool
+		want      string
+	}{
+		{"nil authorize", fleet.NewMemoryStore(), nil, "fleet: invalid config: Handler: nil authorize func: there is no unauthenticated mode"},
+		{"nil store", nil, func(*http.Request) bool { return true }, "fleet: invalid config: Handler: nil store"},
 	} {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-		if w.Code != http.StatusInternalServerError {
-			t.Errorf("%s: %d", name, w.Code)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				err, _ := recover().(error)
+				if !errors.Is(err, fleet.ErrInvalidConfig) || err.Error() != tc.want {
+					t.Errorf("panic %v, want an error wrapping ErrInvalidConfig: %q", err, tc.want)
+				}
+			}()
+			fleet.Handler(tc.store, tc.authorize)
+			t.Error("Handler returned")
+		})
 	}
 }

@@ -9,9 +9,10 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// ErrInvalidConfig is wrapped by every error that New and NewPublisher
-// return for an invalid argument or option; the error names the option
-// and its value.
+// ErrInvalidConfig is wrapped by every error that New, NewGuard and
+// NewPublisher return for an invalid argument or option, and by Handler's
+// panic for a nil argument; the error names the option and its value, or
+// the argument.
 var ErrInvalidConfig = errors.New("fleet: invalid config")
 
 // Defaults of New's options.
