@@ -70,6 +70,8 @@ func TestInvalidOptions(t *testing.T) {
 		{breaker.WithFailureRatio(0.5, 10, 0, 0), "WithFailureRatio(0.5, 10, 0s, 0s): window must be positive"},
 		{breaker.WithFailureRatio(0.5, 10, time.Second, -1), "WithFailureRatio(0.5, 10, 1s, -1ns): bucket period must be in [0, window]"},
 		{breaker.WithFailureRatio(0.5, 10, time.Second, 2*time.Second), "WithFailureRatio(0.5, 10, 1s, 2s): bucket period must be in [0, window]"},
+		{breaker.WithFailureRatio(0.5, 10, time.Second, time.Millisecond-1), "WithFailureRatio(0.5, 10, 1s, 999.999µs): window must hold at most 1000 buckets"},
+		{breaker.WithFailureRatio(0.5, 10, time.Hour, time.Nanosecond), "WithFailureRatio(0.5, 10, 1h0m0s, 1ns): window must hold at most 1000 buckets"},
 		{breaker.WithOpenDuration(0), "WithOpenDuration(0s): must be positive"},
 		{breaker.WithHalfOpenProbes(0), "WithHalfOpenProbes(0): must be in [1, 2^32)"},
 		{breaker.WithRetries(-1), "WithRetries(-1): must be in [0, 100]"},

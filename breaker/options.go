@@ -78,6 +78,9 @@ const (
 // backoffMultiplier is the growth factor of the exponential backoff.
 const backoffMultiplier = 2
 
+// maxRatioBuckets bounds the buckets of WithFailureRatio's window.
+const maxRatioBuckets = 1000
+
 // minWindow is the shortest budget or throttle window: one millisecond per
 // bucket.
 const minWindow = windowBuckets * time.Millisecond
@@ -193,9 +196,11 @@ func WithConsecutiveFailures(n int) Option {
 // WithFailureRatio trips the breaker when, over a rolling window, at least
 // minCalls calls counted (successes plus failures) and the share of failures
 // is at least ratio, in (0, 1]. The window is made of buckets of
-// bucketPeriod each (gobreaker's Interval and BucketPeriod); a bucketPeriod
-// of 0 makes it a fixed window that resets every window. The last trip
-// policy given wins.
+// bucketPeriod each (gobreaker's Interval and BucketPeriod), at most 1000
+// of them (gobreaker allocates them all and may walk them all on a call), so
+// bucketPeriod is at least window/1000; a window that is not a multiple of
+// bucketPeriod is rounded up to one. A bucketPeriod of 0 makes it a fixed
+// window that resets every window. The last trip policy given wins.
 func WithFailureRatio(ratio float64, minCalls int, window, bucketPeriod time.Duration) Option {
 	return option(func(c *config) error {
 		name := fmt.Sprintf("WithFailureRatio(%v, %d, %v, %v)", ratio, minCalls, window, bucketPeriod)
@@ -208,6 +213,8 @@ func WithFailureRatio(ratio float64, minCalls int, window, bucketPeriod time.Dur
 			return invalid("%s: window must be positive", name)
 		case bucketPeriod < 0 || bucketPeriod > window:
 			return invalid("%s: bucket period must be in [0, window]", name)
+		case bucketPeriod > 0 && (window-1)/bucketPeriod >= maxRatioBuckets:
+			return invalid("%s: window must hold at most %d buckets", name, maxRatioBuckets)
 		}
 		n := uint32(minCalls)
 		c.readyToTrip = func(counts gobreaker.Counts) bool {
