@@ -1,6 +1,6 @@
 // Package metrictest reads blastradius metrics in tests: a real SDK meter
-// provider backed by a ManualReader, and lookups of counter sums and gauge
-// values by instrument name and attribute set.
+// provider backed by a ManualReader, and lookups of counter sums, gauge
+// values and histogram counts by instrument name and attribute set.
 package metrictest
 
 import (
@@ -123,4 +123,29 @@ func (r *Reader) Gauge(name string, kv ...string) (float64, bool) {
 		r.t.Fatalf("%s is %T, not a gauge", name, d)
 	}
 	return 0, false
+}
+
+// HistogramCount returns how many values histogram name recorded at exactly
+// the attribute set of kv.
+func (r *Reader) HistogramCount(name string, kv ...string) uint64 {
+	r.t.Helper()
+	want := Attrs(kv...)
+	switch d := r.Metric(name).(type) {
+	case nil:
+	case metricdata.Histogram[float64]:
+		for _, dp := range d.DataPoints {
+			if dp.Attributes.Equals(&want) {
+				return dp.Count
+			}
+		}
+	case metricdata.Histogram[int64]:
+		for _, dp := range d.DataPoints {
+			if dp.Attributes.Equals(&want) {
+				return dp.Count
+			}
+		}
+	default:
+		r.t.Fatalf("%s is %T, not a histogram", name, d)
+	}
+	return 0
 }
