@@ -128,6 +128,20 @@ func parse(args []string) (config, error) {
 		}
 		return out
 	}
+	if c.warmup < 0 {
+		return c, fmt.Errorf("-warmup %v must be >= 0", c.warmup)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"-duration", c.duration}, {"-phase", c.phase}, {"-calibrate", c.calibrate}, {"-slot-work", c.slotWork}, {"-cpu-work", c.cpuWork}} {
+		if d.v <= 0 {
+			return c, fmt.Errorf("%s %v must be > 0", d.flag, d.v)
+		}
+	}
+	if c.slots <= 0 {
+		return c, fmt.Errorf("-slots %d must be > 0", c.slots)
+	}
 	c.handlers, c.contenders, c.halvers = split(handlers), split(contenders), split(halvers)
 	for _, f := range split(loads) {
 		x, err := strconv.ParseFloat(f, 64)
@@ -136,14 +150,16 @@ func parse(args []string) (config, error) {
 		}
 		c.loads = append(c.loads, x)
 	}
-	for _, name := range slices.Concat(c.contenders, c.halvers) {
-		if _, ok := contenderArgs[name]; !ok {
-			return c, fmt.Errorf("unknown contender %q", name)
+	for flag, names := range map[string][]string{"-contenders": c.contenders, "-halving": c.halvers} {
+		for _, name := range names {
+			if _, ok := contenderArgs[name]; !ok {
+				return c, fmt.Errorf("%s: unknown contender %q", flag, name)
+			}
 		}
 	}
 	for _, h := range c.handlers {
 		if h != "slot" && h != "cpu" {
-			return c, fmt.Errorf("unknown handler %q (slot or cpu)", h)
+			return c, fmt.Errorf("-handlers: unknown handler %q (slot or cpu)", h)
 		}
 	}
 	return c, nil

@@ -73,9 +73,11 @@ func TestParse(t *testing.T) {
 	for _, args := range [][]string{
 		{"-loads", "2,x"}, {"-loads", "0"}, {"-loads", "-1"}, {"-loads", "Inf"},
 		{"-contenders", "static,nginx"}, {"-halving", "gozero,other"}, {"-handlers", "io"},
+		{"-slots", "0"}, {"-duration", "0s"}, {"-calibrate", "-1s"}, {"-warmup", "-1s"}, {"-phase", "0s"},
+		{"-slot-work", "0s"}, {"-cpu-work", "-5ms"},
 	} {
-		if _, err := parse(args); err == nil {
-			t.Errorf("parse(%q): no error", args)
+		if _, err := parse(args); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("parse(%q): error %v, want one naming %s", args, err, args[0])
 		}
 	}
 	c, err := parse(nil)
