@@ -60,6 +60,9 @@ func run(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := c.check(); err != nil {
+		return err
+	}
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	redis.SetLogger(quietLogger{})
 	path, err := redistest.Lookup()
@@ -83,6 +86,25 @@ func run(args []string, out io.Writer) error {
 		if err := step(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// check reports the first flag whose value the measurements cannot use.
+func (c config) check() error {
+	for _, f := range []struct {
+		flag string
+		v    int
+	}{{"-instances", c.instances}, {"-publishes", c.publishes}, {"-rounds", c.rounds}} {
+		if f.v < 1 {
+			return fmt.Errorf("%s %d must be at least 1", f.flag, f.v)
+		}
+	}
+	if c.partition <= 0 {
+		return fmt.Errorf("-partition %v must be positive", c.partition)
+	}
+	if c.hang < 0 {
+		return fmt.Errorf("-hang %v must be positive, or 0 to skip it", c.hang)
 	}
 	return nil
 }
@@ -216,19 +238,22 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
+// toggle publishes the i-th change of an alternation: a kill of the gate
+// for even i, a resume for odd i.
+func (b *bench) toggle(ctx context.Context, i int, reason string) (fleet.Published, error) {
+	if i%2 == 0 {
+		return b.pub.Kill(ctx, "checkout-v2", reason)
+	}
+	return b.pub.Resume(ctx, "checkout-v2")
+}
+
 func (b *bench) latency() error {
 	ctx := context.Background()
 	var lat []time.Duration
 	perInstance := make([]int, len(b.ins))
 	for i := range b.cfg.publishes {
 		t0 := time.Now()
-		var p fleet.Published
-		var err error
-		if i%2 == 0 {
-			p, err = b.pub.Kill(ctx, "checkout-v2", "bench")
-		} else {
-			p, err = b.pub.Resume(ctx, "checkout-v2")
-		}
+		p, err := b.toggle(ctx, i, "bench")
 		if err != nil {
 			return err
 		}
@@ -258,13 +283,7 @@ func (b *bench) partitions() error {
 	for r := range b.cfg.rounds {
 		b.proxy.Cut()
 		cutAt := time.Now()
-		var p fleet.Published
-		var err error
-		if r%2 == 0 {
-			p, err = b.pub.Kill(ctx, "checkout-v2", "during the partition")
-		} else {
-			p, err = b.pub.Resume(ctx, "checkout-v2")
-		}
+		p, err := b.toggle(ctx, r, "during the partition")
 		if err != nil {
 			return err
 		}
@@ -349,15 +368,7 @@ func (b *bench) hangs() error {
 		return err
 	}
 	contAt := time.Now()
-	lastPrint := time.Now()
 	for !b.allStale(false) {
-		if os.Getenv("DEBUG") != "" && time.Since(lastPrint) > time.Second {
-			lastPrint = time.Now()
-			for _, in := range b.ins {
-				st := in.s.Status()
-				fmt.Fprintf(b.out, "  %v %s stale %v error %q\n", time.Since(contAt).Round(time.Millisecond), st.ID, st.Stale, st.StoreError)
-			}
-		}
 		if time.Since(contAt) > 30*time.Second {
 			for _, in := range b.ins {
 				st := in.s.Status()

@@ -34,3 +34,19 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 }
+
+// A flag the measurements cannot use is an error that names it, before any
+// server starts.
+func TestFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"-instances", "0"}, {"-publishes", "0"}, {"-rounds", "-1"}, {"-partition", "0s"}, {"-hang", "-1s"},
+	} {
+		var out bytes.Buffer
+		if err := run(args, &out); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("run(%q): error %v, want one naming %s", args, err, args[0])
+		}
+		if out.Len() != 0 {
+			t.Errorf("run(%q) printed %q", args, out.String())
+		}
+	}
+}
