@@ -15,6 +15,10 @@ var (
 // MsgReadFailed is the log message of a failed store read.
 const MsgReadFailed = msgReadFailed
 
+// MsgGuardLocal is the log message of a Guard that falls back to its
+// instance's counts.
+const MsgGuardLocal = msgGuardLocal
+
 // SetCounts replaces the source of gd's instance counts, so that tests
 // can simulate traffic without running Paths.
 func SetCounts(gd *Guard, f func() rollout.Counts) { gd.counts = f }

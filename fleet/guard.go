@@ -117,7 +117,8 @@ func WithSyncer(s *Syncer) GuardOption {
 }
 
 // WithGuardMeterProvider sets the OpenTelemetry meter provider of the
-// guard's instruments (see the package doc), nil meaning the global one.
+// guard's instruments (see the package doc) and of its own log budget's
+// suppression counter, nil meaning the global one.
 func WithGuardMeterProvider(mp metric.MeterProvider) GuardOption {
 	return guardOption(func(c *guardConfig) error { c.mp = mp; return nil })
 }
@@ -238,11 +239,9 @@ func NewGuard(store GuardStore, gate *rollout.Gate, opts ...GuardOption) (*Guard
 		c.id = defaultID(host)
 	}
 	// Transitions only, but a flapping store could make them many: through
-	// the logger's log budget, or one of the guard's own.
-	budget, err := logbudget.For(c.logger, logbudget.WithKeyAttr("reason"))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
+	// the logger's log budget, or one of the guard's own. The options are
+	// valid, so For cannot fail.
+	budget, _ := logbudget.For(c.logger, logbudget.WithKeyAttr("reason"), logbudget.WithMeterProvider(c.mp))
 	pub, _ := NewPublisher(store, WithActor("fleet-guard@"+c.id))
 	gd := &Guard{store: store, gate: gate, pub: pub, test: test, cfg: c, countsID: defaultID(c.id),
 		log: slog.New(budget), counts: gate.Counts,
@@ -296,7 +295,7 @@ func (gd *Guard) step(ctx context.Context) {
 	}
 	gd.holder, gd.fleet = false, nil
 	if gd.local == nil {
-		gd.log.Warn("fleet: store unreachable, guard falls back to the local counts", "gate", gd.gate.Name(), "error", err)
+		gd.log.Warn(msgGuardLocal, "gate", gd.gate.Name(), "error", err)
 		gd.local = newVerdictState(gd.test, own)
 	}
 	looks := gd.local.Looks
@@ -307,6 +306,9 @@ func (gd *Guard) step(ctx context.Context) {
 	}
 	gd.setStatus(gd.local.status(GuardStatus{Mode: ModeLocal, StoreError: err.Error(), Counts: own}))
 }
+
+// msgGuardLocal is logged when a Guard falls back to its instance's counts.
+const msgGuardLocal = "fleet: store unreachable, guard falls back to the local counts"
 
 // stateID is the id under which the lease holder keeps the test's state.
 const stateID = "~guard"

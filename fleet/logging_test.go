@@ -10,8 +10,10 @@ import (
 
 	"github.com/blastradius/blastradius/fleet"
 	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
+	"github.com/blastradius/blastradius/rollout"
 )
 
 const suppressedMetric = "blastradius.logbudget.suppressed"
@@ -109,6 +111,43 @@ func TestNilOptionValuesMeanDefault(t *testing.T) {
 		}
 		if got := n.s.Status().Sent; !got.Equal(start) {
 			t.Errorf("heartbeat sent at %v, want the real clock's %v", got, start)
+		}
+	})
+}
+
+// A Guard's own log budget, over a logger without one, counts what it
+// suppresses on the guard's meter provider: a store that flaps twelve
+// times in half a minute logs ten of the twelve fallbacks (and ten of the
+// twelve returns) and counts the other four.
+func TestGuardLogsThroughOwnBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		m := metrictest.New(t)
+		f := newFaulty(fleet.NewMemoryStore())
+		gate, err := rollout.New(guarded, rollout.WithPercent(50))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := fleet.NewGuard(f, gate, fleet.WithGuardInstanceID("i0"), fleet.WithBatchInterval(time.Second),
+			fleet.WithGuardLogger(slog.New(rec)), fleet.WithGuardMeterProvider(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet.SetCounts(g, (&traffic{}).next)
+		stop := fleettest.Run(t, g)
+		time.Sleep(time.Second / 2) // between batches
+		for range 12 {
+			f.partition()
+			time.Sleep(time.Second)
+			f.heal()
+			time.Sleep(time.Second)
+		}
+		stop()
+		if n := rec.count(fleet.MsgGuardLocal); n != logbudget.DefaultLimit {
+			t.Errorf("%d lines %q, want the budget's %d", n, fleet.MsgGuardLocal, logbudget.DefaultLimit)
+		}
+		if n := m.Total(suppressedMetric); n != 4 {
+			t.Errorf("%s = %d on the guard's meter provider, want 4: two fallbacks and two returns", suppressedMetric, n)
 		}
 	})
 }
