@@ -144,13 +144,6 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Keys returns the fixed keys the store uses, in the order of the Store
-// documentation, and its channel last; the counts and histories of the
-// gates are under keys of their own. Pattern matches all of them.
-func (s *Store) Keys() []string {
-	return []string{s.kEpoch, s.kVersion, s.kRecords, s.kHB, s.kHBExpiry, s.kLeases, s.channel}
-}
-
 // Pattern is the pattern (for SCAN MATCH) of every key the store uses, and
 // of its channel.
 func (s *Store) Pattern() string { return "{" + s.prefix + "}:*" }

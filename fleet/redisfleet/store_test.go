@@ -64,11 +64,6 @@ func TestStoreContract(t *testing.T) {
 			t.Errorf("heartbeat %s: TTL %v", hb.ID, hb.TTL)
 		}
 	}
-	for _, k := range s.Keys() {
-		if !strings.HasPrefix(k, "{svc-a}:") {
-			t.Errorf("key %q outside the namespace", k)
-		}
-	}
 	_ = s.PutCounts(ctx, "a", "i0", 1, []byte("{}"))
 	_ = s.AppendHistory(ctx, "a", []byte("{}"))
 	_, _ = other.Heartbeat(ctx, "i0", []byte(`{}`), time.Minute)
