@@ -14,6 +14,7 @@ import (
 
 	"github.com/blastradius/blastradius/console"
 	"github.com/blastradius/blastradius/fleet"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -436,10 +437,7 @@ func TestFleetGuardAndHistory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- guard.Run(ctx) }()
-		defer func() { cancel(); <-done }()
+		fleettest.Run(t, guard)
 		// An instance whose guard lost the store.
 		beat, _ := json.Marshal(fleet.Instance{ID: "i-5", Sent: time.Now(), Guards: []fleet.GuardStatus{
 			{Gate: "checkout-v2", Mode: fleet.ModeLocal, StoreError: "i/o timeout"}}})

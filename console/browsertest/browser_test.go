@@ -111,10 +111,7 @@ func startGuard(t *testing.T, store *fleet.MemoryStore, reg *rollout.Registry, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- guard.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fleettest.Run(t, guard)
 }
 
 func startService(t *testing.T) *service {
