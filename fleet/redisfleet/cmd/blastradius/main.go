@@ -58,6 +58,7 @@ commands:
 `
 
 func main() {
+	redis.SetLogger(quietLogger{}) // once per process: it sets go-redis's global logger
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -85,7 +86,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "blastradius:", err)
 		return 2
 	}
-	redis.SetLogger(quietLogger{})
 	client := redis.NewClient(opts)
 	defer client.Close()
 	store, err := redisfleet.New(client, redisfleet.WithPrefix(*prefix))

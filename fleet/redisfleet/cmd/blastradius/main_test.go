@@ -329,3 +329,32 @@ func keysAt(percent float64) (on, off string) {
 }
 
 func stampOf(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// While Redis is down or hung, every command fails within -wait, exit 1,
+// and says why.
+func TestRedisDownOrHung(t *testing.T) {
+	hung := redistest.StartT(t)
+	if err := hung.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	down := redistest.StartT(t)
+	down.Stop()
+	for name, addr := range map[string]string{"hung": hung.Addr, "down": down.Addr} {
+		for _, args := range [][]string{
+			{"kill", "checkout-v2", "-reason", "INC-1"}, {"fleet"}, {"history", "checkout-v2"},
+			{"exposure", "checkout-v2"}, {"was-enabled", "checkout-v2", "user-1", "1h"},
+		} {
+			var out, errw bytes.Buffer
+			start := time.Now()
+			code := run(t.Context(), append([]string{"-redis", addr, "-wait", "300ms"}, args...), strings.NewReader(""), &out, &errw)
+			took := time.Since(start)
+			want := 1
+			if args[0] == "was-enabled" {
+				want = 2 // its 1 means "no"
+			}
+			if code != want || !strings.HasPrefix(errw.String(), "blastradius: ") || took > 2*time.Second {
+				t.Errorf("%s Redis, %s: exit %d after %v, stdout %q, stderr %q; want %d within 2s", name, args[0], code, took, out.String(), errw.String(), want)
+			}
+		}
+	}
+}
