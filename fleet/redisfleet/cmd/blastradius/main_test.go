@@ -22,6 +22,7 @@ import (
 	"github.com/blastradius/blastradius/fleet"
 	"github.com/blastradius/blastradius/fleet/redisfleet"
 	"github.com/blastradius/blastradius/fleet/redisfleet/internal/redistest"
+	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
 
@@ -34,11 +35,7 @@ func TestMain(m *testing.M) {
 // instance runs a Syncer with gates on its own client to addr.
 func instance(t *testing.T, addr, id string, gates ...string) *rollout.Registry {
 	t.Helper()
-	reg, _ := rollout.NewRegistry()
-	for _, name := range gates {
-		g, _ := rollout.New(name, rollout.WithPercent(100))
-		_ = reg.Register(g)
-	}
+	reg := fleettest.Registry(t, gates)
 	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
 	store, err := redisfleet.New(client, redisfleet.WithPrefix("smoke"), redisfleet.WithHealthCheck(time.Second))
@@ -50,10 +47,7 @@ func instance(t *testing.T, addr, id string, gates ...string) *rollout.Registry 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = s.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fleettest.Run(t, s)
 	select {
 	case <-s.Ready():
 	case <-time.After(5 * time.Second):
@@ -202,10 +196,10 @@ func guardedInstance(t *testing.T, addr, id string) *rollout.Gate {
 			return i, nil
 		},
 	})
+	fleettest.Run(t, s)
+	fleettest.Run(t, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.Run(ctx) })
-	wg.Go(func() { _ = g.Run(ctx) })
 	wg.Go(func() {
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
