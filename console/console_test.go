@@ -407,6 +407,44 @@ func TestFleetDown(t *testing.T) {
 	})
 }
 
+// TestFleetHung: while the store hangs, every store call of a request is
+// cut at the timeout: the pages answer with the banner, and a kill applies
+// on this instance and answers once its publish and the re-read of the
+// fleet have timed out.
+func TestFleetHung(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := newRegistry(t)
+		h := console.Handler(reg, authorize, console.WithFleet(hungStore{}, nil), console.WithTimeout(time.Second))
+		for _, c := range []struct {
+			name string
+			req  req
+			took time.Duration
+			body []string
+		}{
+			{"index", req{method: "GET", path: "/"}, time.Second,
+				[]string{"The fleet store cannot be read (", "context deadline exceeded", `action="./gates/checkout-v2/kill"`}},
+			{"gate", req{method: "GET", path: "/gates/checkout-v2"}, time.Second,
+				[]string{"The fleet store cannot be read (", "<h2>History</h2>"}},
+			{"confirm", req{method: "POST", path: "/gates/checkout-v2/kill", form: url.Values{"reason": {"INC-5"}}}, time.Second,
+				[]string{"publishing it to the fleet will be tried, but the store cannot be read now"}},
+			{"kill", req{method: "POST", path: "/gates/checkout-v2/kill", form: url.Values{"reason": {"INC-5"}, "confirm": {"yes"}}},
+				2 * time.Second, []string{`<h1 class="done">checkout-v2 is killed (INC-5)</h1>`,
+					"Applied on this instance only: not published to the fleet.", "context deadline exceeded"}},
+		} {
+			start := time.Now()
+			w := serve(t, h, c.req)
+			if d := time.Since(start); d != c.took {
+				t.Errorf("%s: answered after %v, want %v", c.name, d, c.took)
+			}
+			wantStatus(t, w, http.StatusOK)
+			wantBody(t, w, c.body...)
+		}
+		if st := gate(t, reg, "checkout-v2").Status(); !st.Killed || st.Reason != "INC-5" {
+			t.Errorf("while the store hangs: killed=%v reason %q", st.Killed, st.Reason)
+		}
+	})
+}
+
 func TestMountedUnderPrefix(t *testing.T) {
 	reg := newRegistry(t)
 	mux := http.NewServeMux()

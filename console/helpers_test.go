@@ -151,3 +151,28 @@ func (downStore) Heartbeat(context.Context, string, []byte, time.Duration) (flee
 	return fleet.Head{}, errDown
 }
 func (downStore) Heartbeats(context.Context) ([]fleet.Heartbeat, error) { return nil, errDown }
+
+// hungStore is a fleet store that never answers: every call blocks until
+// its context is done.
+type hungStore struct{}
+
+func (hungStore) Publish(ctx context.Context, _ string, _ []byte) (fleet.Head, error) {
+	<-ctx.Done()
+	return fleet.Head{}, ctx.Err()
+}
+func (hungStore) Read(ctx context.Context) (fleet.Snapshot, error) {
+	<-ctx.Done()
+	return fleet.Snapshot{}, ctx.Err()
+}
+func (hungStore) Subscribe(ctx context.Context, _ func(fleet.Event)) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (hungStore) Heartbeat(ctx context.Context, _ string, _ []byte, _ time.Duration) (fleet.Head, error) {
+	<-ctx.Done()
+	return fleet.Head{}, ctx.Err()
+}
+func (hungStore) Heartbeats(ctx context.Context) ([]fleet.Heartbeat, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
