@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
@@ -212,7 +213,7 @@ func TestAdaptiveLimitControlLoop(t *testing.T) {
 func TestAdaptiveLimitGaugesAndLogs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := metrictest.New(t)
-		logs := &capture{}
+		logs := &logtest.Records{}
 		srv := newSimServer(4, 10*time.Millisecond)
 		h := edge.Shed(edge.WithAdaptiveLimit(), edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(srv)
 		go func() { // the capacity swings every 500 ms: many limit changes
@@ -247,14 +248,14 @@ func TestAdaptiveLimitGaugesAndLogs(t *testing.T) {
 		if noLoad != 0.010 {
 			t.Errorf("no-load latency %v s, want 0.01", noLoad)
 		}
-		changes := logs.count("edge: concurrency limit changed", "", "")
+		changes := logs.Count("edge: concurrency limit changed", "", "")
 		t.Logf("%d limit changes logged, %d records suppressed", changes, m.Total(suppressedMetric))
 		if changes != 10 {
 			t.Errorf("%d limit changes logged, want 10 (more happened; the budget passes 10 a minute)", changes)
 		}
-		for _, r := range logs.all() {
-			if r.msg == "edge: concurrency limit changed" && (r.level != slog.LevelInfo || r.attrs["limit"] == "" || r.attrs["previous"] == "" ||
-				r.attrs["latency"] == "" || r.attrs["no_load_latency"] == "") {
+		for _, r := range logs.All() {
+			if r.Msg == "edge: concurrency limit changed" && (r.Level != slog.LevelInfo || r.Attrs["limit"] == "" || r.Attrs["previous"] == "" ||
+				r.Attrs["latency"] == "" || r.Attrs["no_load_latency"] == "") {
 				t.Errorf("record %+v: want Info with limit, previous, latency and no_load_latency", r)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 )
 
@@ -73,7 +74,7 @@ func TestAuthReasons(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("required=%v/%s", required, tt.name), func(t *testing.T) {
 				m := metrictest.New(t)
-				logs := &capture{}
+				logs := &logtest.Records{}
 				var calls atomic.Int32
 				verify := func(ctx context.Context, tok string) (user, error) {
 					calls.Add(1)
@@ -159,13 +160,13 @@ func TestAuthReasons(t *testing.T) {
 				if tt.reason == edge.ReasonNone {
 					wantLogs = 0
 				}
-				if n := logs.count("edge: auth failed", "reason", tt.reason.String()); n != wantLogs {
+				if n := logs.Count("edge: auth failed", "reason", tt.reason.String()); n != wantLogs {
 					t.Errorf("log records = %d, want %d", n, wantLogs)
 				}
 				if tt.reason == edge.ReasonPanic {
-					r := logs.all()[0]
-					if r.level != slog.LevelError || !strings.Contains(r.attrs["stack"], "verifyUser") {
-						t.Errorf("panic record level %v, stack %q: want Error and the verifier's frame", r.level, r.attrs["stack"])
+					r := logs.All()[0]
+					if r.Level != slog.LevelError || !strings.Contains(r.Attrs["stack"], "verifyUser") {
+						t.Errorf("panic record level %v, stack %q: want Error and the verifier's frame", r.Level, r.Attrs["stack"])
 					}
 				}
 			})
@@ -196,7 +197,7 @@ func TestAuthSources(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var res edge.AuthResult
 			var who user
-			h := edge.Auth(verifyUser, append(tt.opts, edge.WithLogger(slog.New(&capture{})))...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := edge.Auth(verifyUser, append(tt.opts, edge.WithLogger(slog.New(&logtest.Records{})))...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				res, _ = edge.AuthResultFrom(r.Context())
 				who, _ = edge.PrincipalFrom[user](r.Context())
 			}))
@@ -215,8 +216,8 @@ func TestAuthSources(t *testing.T) {
 func TestPrincipalFromOtherType(t *testing.T) {
 	var gotUser, gotString bool
 	inner := edge.Auth(func(_ context.Context, tok string) (string, error) { return "svc", nil },
-		edge.WithHeader("X-Service", ""), edge.WithLogger(slog.New(&capture{})))
-	h := edge.Chain(edge.Auth(verifyUser, edge.WithLogger(slog.New(&capture{}))), inner)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		edge.WithHeader("X-Service", ""), edge.WithLogger(slog.New(&logtest.Records{})))
+	h := edge.Chain(edge.Auth(verifyUser, edge.WithLogger(slog.New(&logtest.Records{}))), inner)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, gotUser = edge.PrincipalFrom[user](r.Context())
 		_, gotString = edge.PrincipalFrom[string](r.Context())
 	}))
@@ -266,7 +267,7 @@ func TestAuthClientGone(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("required=%v/%s", required, tt.name), func(t *testing.T) {
 				m := metrictest.New(t)
-				logs := &capture{}
+				logs := &logtest.Records{}
 				opts := []edge.AuthOption{edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs))}
 				result := "anonymous"
 				if required {
@@ -299,8 +300,8 @@ func TestAuthClientGone(t *testing.T) {
 				if n := m.Total("blastradius.edge.auth.results"); n != 1 {
 					t.Errorf("auth.results total = %d, want 1", n)
 				}
-				recs := logs.all()
-				if len(recs) != 1 || recs[0].level != tt.level || recs[0].attrs["reason"] != tt.reason {
+				recs := logs.All()
+				if len(recs) != 1 || recs[0].Level != tt.level || recs[0].Attrs["reason"] != tt.reason {
 					t.Errorf("log records %+v, want one at %v with reason %s", recs, tt.level, tt.reason)
 				}
 			})

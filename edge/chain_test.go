@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/logtest"
 )
 
 func TestChainOrder(t *testing.T) {
@@ -46,7 +47,7 @@ func TestChainOrder(t *testing.T) {
 // ResponseController methods, through Unwrap) work behind each middleware
 // and behind the full chain.
 func TestResponseControllerThroughEveryWrapper(t *testing.T) {
-	quiet := edge.WithLogger(slog.New(&capture{}))
+	quiet := edge.WithLogger(slog.New(&logtest.Records{}))
 	all := map[string]edge.Middleware{
 		"recover": edge.Recover(quiet),
 		"auth":    edge.Auth(verifyUser, quiet),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/blastradius/blastradius/compat"
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/logtest"
 )
 
 type claims struct{ Sub string }
@@ -42,7 +43,7 @@ func tokenDecoder(t testing.TB, opts ...compat.Option) *compat.Decoder[claims] {
 func TestAuthWithCompatDecoder(t *testing.T) {
 	dec := tokenDecoder(t, compat.WithMaxSize(64))
 	for _, required := range []bool{false, true} {
-		opts := []edge.AuthOption{edge.WithLogger(slog.New(&capture{}))}
+		opts := []edge.AuthOption{edge.WithLogger(slog.New(&logtest.Records{}))}
 		if required {
 			opts = append(opts, edge.WithRequired())
 		}
@@ -99,7 +100,7 @@ func TestAuthCompatSunset(t *testing.T) {
 		t.Fatalf("Verify = %v, want ErrSunset", verr)
 	}
 	var got edge.AuthResult
-	h := edge.Auth(dec.Verify, edge.WithLogger(slog.New(&capture{})))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := edge.Auth(dec.Verify, edge.WithLogger(slog.New(&logtest.Records{})))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, _ = edge.AuthResultFrom(r.Context())
 	}))
 	req := httptest.NewRequest("GET", "/", nil)

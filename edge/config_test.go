@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"golang.org/x/time/rate"
 )
 
@@ -242,13 +243,13 @@ func TestNilMeansDefault(t *testing.T) {
 // TestNilLoggerIsDefault: WithLogger(nil) logs to slog.Default() (through a
 // budget), also after an earlier WithLogger.
 func TestNilLoggerIsDefault(t *testing.T) {
-	logs := &capture{}
+	logs := &logtest.Records{}
 	prev := slog.Default()
 	slog.SetDefault(slog.New(logs))
 	defer slog.SetDefault(prev)
 	h := edge.Auth(verifyUser, edge.WithLogger(slog.New(slog.DiscardHandler)), edge.WithLogger(nil))(sleeper(0))
 	badTokens(h, 1, "/")
-	if n := logs.count("edge: auth failed", "reason", "unsupported_version"); n != 1 {
+	if n := logs.Count("edge: auth failed", "reason", "unsupported_version"); n != 1 {
 		t.Errorf("records in slog.Default() = %d, want 1", n)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/blastradius/blastradius/edge"
 	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 )
@@ -252,7 +253,7 @@ func TestTokenFlood(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			m := metrictest.New(t)
-			logs := &capture{}
+			logs := &logtest.Records{}
 			var out lineCounter
 			text := slog.NewTextHandler(&out, nil)
 			clk := fakeclock.New()
@@ -313,7 +314,7 @@ func TestTokenFlood(t *testing.T) {
 				if reason == edge.ReasonNone {
 					continue
 				}
-				if got := logs.count("edge: auth failed", "reason", reason.String()); got != min(n, limit) {
+				if got := logs.Count("edge: auth failed", "reason", reason.String()); got != min(n, limit) {
 					t.Errorf("records for %s = %d, want %d", reason, got, min(n, limit))
 				}
 				suppressed += int64(max(n-limit, 0))
@@ -329,10 +330,10 @@ func TestTokenFlood(t *testing.T) {
 				if reason == edge.ReasonNone || n <= limit {
 					continue
 				}
-				if got := logs.count(logbudget.SummaryMessage, "reason", reason.String()); got != 1 {
+				if got := logs.Count(logbudget.SummaryMessage, "reason", reason.String()); got != 1 {
 					t.Errorf("summaries for %s = %d, want 1", reason, got)
 				}
-				if got := logs.count(logbudget.SummaryMessage, "suppressed", fmt.Sprint(n-limit)); got < 1 {
+				if got := logs.Count(logbudget.SummaryMessage, "suppressed", fmt.Sprint(n-limit)); got < 1 {
 					t.Errorf("no summary with suppressed=%d for %s", n-limit, reason)
 				}
 			}

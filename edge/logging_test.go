@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 )
@@ -28,7 +29,7 @@ func badTokens(h http.Handler, n int, path string) {
 // suppressions are counted once, in blastradius.logbudget.suppressed.
 func TestSharedLogBudget(t *testing.T) {
 	m := metrictest.New(t)
-	logs := &capture{}
+	logs := &logtest.Records{}
 	budget, err := logbudget.New(logs, logbudget.WithLimit(20), logbudget.WithKeyAttr("reason"), logbudget.WithMeterProvider(m))
 	if err != nil {
 		t.Fatal(err)
@@ -38,17 +39,17 @@ func TestSharedLogBudget(t *testing.T) {
 	b := edge.Auth(verifyUser, edge.WithLogger(logger), edge.WithMeterProvider(m))(sleeper(0))
 	badTokens(a, 25, "/a")
 	badTokens(b, 5, "/b")
-	if n := logs.count("edge: auth failed", "reason", "unsupported_version"); n != 20 {
+	if n := logs.Count("edge: auth failed", "reason", "unsupported_version"); n != 20 {
 		t.Errorf("records = %d, want the shared budget's limit, 20", n)
 	}
-	if n := logs.count("edge: auth failed", "service", "api"); n != 20 {
+	if n := logs.Count("edge: auth failed", "service", "api"); n != 20 {
 		t.Errorf("records with the logger's attributes = %d, want 20", n)
 	}
 	if n := m.Total(suppressedMetric); n != 10 {
 		t.Errorf("suppressed = %d, want 10", n)
 	}
 	budget.Flush(t.Context())
-	if n := logs.count(logbudget.SummaryMessage, "suppressed", "10"); n != 1 {
+	if n := logs.Count(logbudget.SummaryMessage, "suppressed", "10"); n != 1 {
 		t.Errorf("summaries with suppressed=10: %d, want 1 (one budget)", n)
 	}
 }
@@ -59,7 +60,7 @@ func TestSharedLogBudget(t *testing.T) {
 // middleware's meter provider.
 func TestOwnLogBudget(t *testing.T) {
 	m := metrictest.New(t)
-	logs := &capture{}
+	logs := &logtest.Records{}
 	opts := []edge.AuthOption{edge.WithLogger(slog.New(logs)), edge.WithMeterProvider(m)}
 	a := edge.Auth(verifyUser, opts...)(sleeper(0))
 	b := edge.Auth(verifyUser, opts...)(sleeper(0))
@@ -69,10 +70,10 @@ func TestOwnLogBudget(t *testing.T) {
 	for range 25 {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) // missing: logged at Debug
 	}
-	if n := logs.count("edge: auth failed", "reason", "unsupported_version"); n != 20 {
+	if n := logs.Count("edge: auth failed", "reason", "unsupported_version"); n != 20 {
 		t.Errorf("unsupported_version records = %d, want 10 per middleware", n)
 	}
-	if n := logs.count("edge: auth failed", "reason", "missing"); n != 10 {
+	if n := logs.Count("edge: auth failed", "reason", "missing"); n != 10 {
 		t.Errorf("missing records = %d, want 10 (a key of its own)", n)
 	}
 	if n := m.Total(suppressedMetric); n != 45 {
@@ -83,7 +84,7 @@ func TestOwnLogBudget(t *testing.T) {
 // TestLogBudgetKeyedByAnotherAttribute: a shared budget keyed by an
 // attribute that edge's records carry (here "path") sees it.
 func TestLogBudgetKeyedByAnotherAttribute(t *testing.T) {
-	logs := &capture{}
+	logs := &logtest.Records{}
 	budget, err := logbudget.New(logs, logbudget.WithLimit(1), logbudget.WithKeyAttr("path"))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestLogBudgetKeyedByAnotherAttribute(t *testing.T) {
 	h := edge.Auth(verifyUser, edge.WithLogger(slog.New(budget)))(sleeper(0))
 	badTokens(h, 3, "/a")
 	badTokens(h, 3, "/b")
-	if a, b := logs.count("edge: auth failed", "path", "/a"), logs.count("edge: auth failed", "path", "/b"); a != 1 || b != 1 {
+	if a, b := logs.Count("edge: auth failed", "path", "/a"), logs.Count("edge: auth failed", "path", "/b"); a != 1 || b != 1 {
 		t.Errorf("records for /a %d, /b %d; want 1 each", a, b)
 	}
 }

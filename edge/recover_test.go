@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/blastradius/blastradius/edge"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 )
@@ -36,7 +37,7 @@ func TestRecoverBeforeResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := metrictest.New(t)
-			logs := &capture{}
+			logs := &logtest.Records{}
 			h := edge.Recover(edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(tt.handler)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "/p", nil))
@@ -52,11 +53,11 @@ func TestRecoverBeforeResponse(t *testing.T) {
 			if n := m.Total("blastradius.edge.panics"); n != 1 {
 				t.Errorf("panics = %d, want 1", n)
 			}
-			recs := logs.all()
-			if len(recs) != 1 || recs[0].msg != "edge: panic recovered" || recs[0].level != slog.LevelError {
+			recs := logs.All()
+			if len(recs) != 1 || recs[0].Msg != "edge: panic recovered" || recs[0].Level != slog.LevelError {
 				t.Fatalf("logs %+v, want one Error record", recs)
 			}
-			if st := recs[0].attrs["stack"]; !strings.Contains(st, "recover_test.go") || !strings.Contains(st, "panic(") {
+			if st := recs[0].Attrs["stack"]; !strings.Contains(st, "recover_test.go") || !strings.Contains(st, "panic(") {
 				t.Errorf("stack %q does not show the panic site", st)
 			}
 		})
@@ -67,7 +68,7 @@ func TestRecoverAfterResponseStarted(t *testing.T) {
 	for _, how := range []string{"write", "writeheader", "flush", "readfrom"} {
 		t.Run(how, func(t *testing.T) {
 			m := metrictest.New(t)
-			logs := &capture{}
+			logs := &logtest.Records{}
 			h := edge.Recover(edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				switch how {
 				case "write":
@@ -100,7 +101,7 @@ func TestRecoverAfterResponseStarted(t *testing.T) {
 			if n := m.Total("blastradius.edge.panics"); n != 1 {
 				t.Errorf("panics = %d, want 1", n)
 			}
-			if n := logs.count("edge: panic recovered", "response_started", "true"); n != 1 {
+			if n := logs.Count("edge: panic recovered", "response_started", "true"); n != 1 {
 				t.Errorf("log records = %d, want 1", n)
 			}
 		})
@@ -109,7 +110,7 @@ func TestRecoverAfterResponseStarted(t *testing.T) {
 
 func TestRecoverAbortsStartedResponseOverHTTP(t *testing.T) {
 	var serverLog bytes.Buffer
-	srv := httptest.NewUnstartedServer(edge.Recover(edge.WithLogger(slog.New(&capture{})))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(edge.Recover(edge.WithLogger(slog.New(&logtest.Records{})))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "partial")
 		http.NewResponseController(w).Flush()
 		panic("late")
@@ -135,7 +136,7 @@ func TestRecoverAbortsStartedResponseOverHTTP(t *testing.T) {
 func TestRecoverRepanicsErrAbortHandler(t *testing.T) {
 	for _, v := range []any{http.ErrAbortHandler, fmt.Errorf("wrapped: %w", http.ErrAbortHandler)} {
 		m := metrictest.New(t)
-		logs := &capture{}
+		logs := &logtest.Records{}
 		h := edge.Recover(edge.WithMeterProvider(m), edge.WithLogger(slog.New(logs)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}))
@@ -151,8 +152,8 @@ func TestRecoverRepanicsErrAbortHandler(t *testing.T) {
 		if rec.Code != 200 || rec.Body.Len() != 0 {
 			t.Errorf("wrote %d %q", rec.Code, rec.Body)
 		}
-		if n := m.Total("blastradius.edge.panics"); n != 0 || len(logs.all()) != 0 {
-			t.Errorf("panics %d, logs %d; want 0, 0", n, len(logs.all()))
+		if n := m.Total("blastradius.edge.panics"); n != 0 || len(logs.All()) != 0 {
+			t.Errorf("panics %d, logs %d; want 0, 0", n, len(logs.All()))
 		}
 	}
 }
@@ -160,7 +161,7 @@ func TestRecoverRepanicsErrAbortHandler(t *testing.T) {
 // TestRecoverLogBudget: a panic storm is counted in full and logged within
 // the budget of the logger it is given.
 func TestRecoverLogBudget(t *testing.T) {
-	logs := &capture{}
+	logs := &logtest.Records{}
 	m := metrictest.New(t)
 	b, err := logbudget.New(logs, logbudget.WithLimit(3), logbudget.WithMeterProvider(m))
 	if err != nil {
@@ -174,7 +175,7 @@ func TestRecoverLogBudget(t *testing.T) {
 			t.Fatalf("code %d", rec.Code)
 		}
 	}
-	if n := logs.count("edge: panic recovered", "", ""); n != 3 {
+	if n := logs.Count("edge: panic recovered", "", ""); n != 3 {
 		t.Errorf("records = %d, want the budget, 3", n)
 	}
 	if n := m.Total("blastradius.edge.panics"); n != 50 {
@@ -184,7 +185,7 @@ func TestRecoverLogBudget(t *testing.T) {
 		t.Errorf("suppressed = %d, want 47", n)
 	}
 	b.Flush(t.Context())
-	if n := logs.count(logbudget.SummaryMessage, "suppressed", "47"); n != 1 {
+	if n := logs.Count(logbudget.SummaryMessage, "suppressed", "47"); n != 1 {
 		t.Errorf("summary records with suppressed=47: %d, want 1", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/blastradius/blastradius/edge"
 	"github.com/blastradius/blastradius/internal/fakeclock"
+	"github.com/blastradius/blastradius/internal/logtest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"golang.org/x/time/rate"
 )
@@ -64,7 +65,7 @@ func TestShedConcurrency(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := metrictest.New(t)
-				h := edge.Shed(append(tt.opts, edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})))...)(sleeper(time.Second))
+				h := edge.Shed(append(tt.opts, edge.WithMeterProvider(m), edge.WithLogger(slog.New(&logtest.Records{})))...)(sleeper(time.Second))
 				start := time.Now()
 				recs := burst(h, tt.n, "/")
 				if el := time.Since(start); el != tt.elapsed {
@@ -94,7 +95,7 @@ func TestShedRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := metrictest.New(t)
 		// 0.4 requests/s, burst 2: a third request must wait 2.5 s for a token.
-		h := edge.Shed(edge.WithRate(rate.Limit(0.4), 2), edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})))(sleeper(0))
+		h := edge.Shed(edge.WithRate(rate.Limit(0.4), 2), edge.WithMeterProvider(m), edge.WithLogger(slog.New(&logtest.Records{})))(sleeper(0))
 		c := codes(burst(h, 5, "/"))
 		if c[200] != 2 || c[429] != 3 {
 			t.Fatalf("codes %v, want 2×200, 3×429", c)
@@ -142,7 +143,7 @@ func TestShedRateAndConcurrencyWithBypass(t *testing.T) {
 				h := edge.Shed(
 					edge.WithRate(10, 10), tc.limit,
 					edge.WithBypass(func(r *http.Request) bool { return r.URL.Path == "/healthz" }),
-					edge.WithMeterProvider(m), edge.WithLogger(slog.New(&capture{})),
+					edge.WithMeterProvider(m), edge.WithLogger(slog.New(&logtest.Records{})),
 				)(sleeper(time.Second))
 				var api, health []*httptest.ResponseRecorder
 				var wg sync.WaitGroup
@@ -172,7 +173,7 @@ func TestShedRateAndConcurrencyWithBypass(t *testing.T) {
 
 func TestShedQueueClientGone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := edge.Shed(edge.WithMaxInFlight(1, edge.WithQueue(1, time.Hour)), edge.WithLogger(slog.New(&capture{})))(sleeper(time.Minute))
+		h := edge.Shed(edge.WithMaxInFlight(1, edge.WithQueue(1, time.Hour)), edge.WithLogger(slog.New(&logtest.Records{})))(sleeper(time.Minute))
 		var first sync.WaitGroup
 		first.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) })
 		defer first.Wait()

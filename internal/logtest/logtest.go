@@ -1,5 +1,7 @@
-// Package logtest records logs in tests: a text log without times, safe for
-// loggers shared by goroutines, read back as a string or as lines.
+// Package logtest records logs in tests, safe for loggers shared by
+// goroutines: a text log without times, read back as a string or as lines
+// (Buffer), or the records themselves, with their levels and attributes
+// (Records).
 package logtest
 
 import (
