@@ -111,24 +111,16 @@ func defaultGuardConfig() guardConfig {
 // therefore held until it has seen enough calls.
 func WithGuard(opts ...GuardOption) Option {
 	return gateOption(func(c *gateConfig) error {
-		cfg := defaultGuardConfig()
-		for _, o := range opts {
-			if o == nil {
-				continue
-			}
-			if err := o.applyGuard(&cfg); err != nil {
-				return err
-			}
-		}
-		if cfg.window%cfg.checkEvery != 0 {
-			return invalid("WithWindow(%d): must be a multiple of WithCheckEvery(%d)", cfg.window, cfg.checkEvery)
+		test, err := NewGuardTest(opts...)
+		if err != nil {
+			return err
 		}
 		for _, v := range c.vetoes {
 			if _, ok := v.(*guard); ok {
 				return invalid("WithGuard: given twice; a gate takes one guard")
 			}
 		}
-		gd := newGuard(cfg)
+		gd := newGuard(test)
 		c.vetoes = append(c.vetoes, gd)
 		c.onBuild = append(c.onBuild, gd.bind)
 		return nil
@@ -214,26 +206,11 @@ func WithMaxMismatchRatio(ratio float64) GuardOption {
 	})
 }
 
-// armTotals are counts of one arm.
-type armTotals struct{ n, fail, panics, mismatches int64 }
-
-// totals are cumulative counts of both arms, or their difference over a
-// window.
-type totals struct{ old, new armTotals }
-
-func (t totals) sub(b totals) totals {
-	d := func(x, y armTotals) armTotals {
-		return armTotals{x.n - y.n, x.fail - y.fail, x.panics - y.panics, x.mismatches - y.mismatches}
-	}
-	return totals{d(t.old, b.old), d(t.new, b.new)}
-}
-
 // guard is the automatic rollback of one gate. Its counts are the gate's
 // call counters (runStats): the hot path adds nothing to them but one
 // atomic add on the new arm's sequence, which schedules the looks.
 type guard struct {
-	cfg   guardConfig
-	alpha float64 // 1 - confidence
+	test  GuardTest
 	zHold float64 // unadjusted one-sided critical z: promotions hold at or above it
 	g     *Gate
 	stats *runStats
@@ -244,22 +221,20 @@ type guard struct {
 	mu       sync.Mutex
 	due      int64    // seq of the next checkpoint
 	waiting  bool     // the last checkpoint's look waits for the old arm's minimum samples
-	lookBase totals   // the start of the last checkpoint's window
-	base     totals   // counts at creation or at the last Resume
-	snaps    []totals // counts at the last window/checkEvery checkpoints, oldest first
-	stepBase totals   // counts when the guard last allowed a promotion
+	lookBase Counts   // the start of the last checkpoint's window
+	base     Counts   // counts at creation or at the last Resume
+	snaps    []Counts // counts at the last window/checkEvery checkpoints, oldest first
+	stepBase Counts   // counts when the guard last allowed a promotion
 	looks    int      // z-test looks since base
 	lastZ    float64
 	lastCrit float64
-	lastP    float64
-	lastN    float64 // new-arm calls since base at the last look
+	lastN    int64 // new-arm calls since base at the last look
 	tripped  string
 }
 
-func newGuard(cfg guardConfig) *guard {
-	gd := &guard{cfg: cfg, alpha: 1 - cfg.confidence}
-	gd.zHold = criticalZ(gd.alpha)
-	gd.due = cfg.checkEvery
+func newGuard(test *GuardTest) *guard {
+	gd := &guard{test: *test, zHold: criticalZ(test.alpha)}
+	gd.due = test.cfg.checkEvery
 	gd.nextCheck.Store(gd.due)
 	return gd
 }
@@ -269,28 +244,10 @@ func (gd *guard) bind(g *Gate) {
 	g.guard = gd
 }
 
-// totals reads the gate's cumulative counts.
-func (gd *guard) totals() totals {
-	var t totals
-	for a, at := range []*armTotals{&t.old, &t.new} {
-		for o := range numOutcomes {
-			c := gd.stats.calls.Load(callIndex(arm(a), o))
-			at.n += c
-			if o != outOK {
-				at.fail += c
-			}
-		}
-		at.panics = gd.stats.calls.Load(callIndex(arm(a), outPanic))
-	}
-	t.new.mismatches = gd.stats.mismatches.Load(0)
-	t.new.fail += t.new.mismatches
-	return t
-}
-
-// windowBase returns the counts at the start of the window. gd.mu must be
-// held.
-func (gd *guard) windowBaseLocked() totals {
-	if int64(len(gd.snaps)) == gd.cfg.window/gd.cfg.checkEvery {
+// windowBaseLocked returns the counts at the start of the window. gd.mu
+// must be held.
+func (gd *guard) windowBaseLocked() Counts {
+	if int64(len(gd.snaps)) == gd.test.cfg.window/gd.test.cfg.checkEvery {
 		return gd.snaps[0]
 	}
 	return gd.base
@@ -300,7 +257,7 @@ func (gd *guard) windowBaseLocked() totals {
 // Shadow mismatch. It is the guard's hot path: one atomic add and one
 // load, unless a limit or a checkpoint is due.
 func (gd *guard) observe(o outcome, mismatch bool, n int64) {
-	if o == outPanic && gd.cfg.maxPanics > 0 || mismatch && gd.cfg.maxMismatch > 0 {
+	if o == outPanic && gd.test.cfg.maxPanics > 0 || mismatch && gd.test.cfg.maxMismatch > 0 {
 		gd.checkLimits()
 	}
 	if s := gd.seq.Add(n); s >= gd.nextCheck.Load() {
@@ -308,32 +265,21 @@ func (gd *guard) observe(o outcome, mismatch bool, n int64) {
 	}
 }
 
-// verdict is a decision to trip, made under gd.mu and carried out after.
-type verdict struct{ reason string }
-
 func (gd *guard) checkLimits() {
 	gd.mu.Lock()
-	w := gd.totals().sub(gd.windowBaseLocked())
-	v := gd.limitsLocked(w)
+	reason := gd.limitsLocked(gd.stats.counts().Sub(gd.windowBaseLocked()))
 	gd.mu.Unlock()
-	gd.trip(v)
+	gd.trip(reason)
 }
 
-// limitsLocked checks the absolute limits on the window w. gd.mu must be
-// held.
-func (gd *guard) limitsLocked(w totals) verdict {
+// limitsLocked checks the absolute limits on the window w, and returns the
+// reason to trip, or "" if none is reached or the guard has tripped
+// already. gd.mu must be held.
+func (gd *guard) limitsLocked(w Counts) string {
 	if gd.tripped != "" {
-		return verdict{}
+		return ""
 	}
-	c := gd.cfg
-	if c.maxPanics > 0 && w.new.panics >= c.maxPanics {
-		return verdict{fmt.Sprintf("new arm panics: %d in %d calls (limit %d)", w.new.panics, w.new.n, c.maxPanics)}
-	}
-	if c.maxMismatch > 0 && w.new.n >= c.minSamples && float64(w.new.mismatches) >= c.maxMismatch*float64(w.new.n) {
-		return verdict{fmt.Sprintf("new %s mismatches (%d/%d), limit %s",
-			pct(w.new.mismatches, w.new.n), w.new.mismatches, w.new.n, pctf(c.maxMismatch))}
-	}
-	return verdict{}
+	return gd.test.Limits(w)
 }
 
 // checkpoint is called when the new arm's calls reach nextCheck. At a
@@ -349,71 +295,52 @@ func (gd *guard) checkpoint(s int64) {
 		gd.mu.Unlock()
 		return // another goroutine took this call
 	}
-	cur := gd.totals()
-	var v verdict
+	cur := gd.stats.counts()
+	var reason string
 	if s >= gd.due {
-		gd.due = s + gd.cfg.checkEvery
+		gd.due = s + gd.test.cfg.checkEvery
 		gd.lookBase = gd.windowBaseLocked()
-		if int64(len(gd.snaps)) == gd.cfg.window/gd.cfg.checkEvery {
+		if int64(len(gd.snaps)) == gd.test.cfg.window/gd.test.cfg.checkEvery {
 			gd.snaps = append(gd.snaps[:0], gd.snaps[1:]...)
 		}
 		gd.snaps = append(gd.snaps, cur)
 		gd.waiting = true
-		v = gd.limitsLocked(cur.sub(gd.lookBase))
+		reason = gd.limitsLocked(cur.Sub(gd.lookBase))
 	}
 	next := gd.due
-	w, least := cur.sub(gd.lookBase), gd.cfg.minSamples
-	if gd.waiting && v.reason == "" && gd.tripped == "" && gd.g.state.Load()&killedBit == 0 && w.new.n >= least {
+	w, least := cur.Sub(gd.lookBase), gd.test.cfg.minSamples
+	if gd.waiting && reason == "" && gd.tripped == "" && gd.g.state.Load()&killedBit == 0 && w.New.Calls >= least {
 		switch {
-		case w.old.n >= least:
+		case w.Old.Calls >= least:
 			gd.waiting = false
-			v = gd.lookLocked(cur, w)
-		case w.old.n > 0:
+			reason = gd.lookLocked(cur, w)
+		case w.Old.Calls > 0:
 			// The new arm's calls until the old arm has least, rounded up.
-			wait := ((least-w.old.n)*w.new.n + w.old.n - 1) / w.old.n
+			wait := ((least-w.Old.Calls)*w.New.Calls + w.Old.Calls - 1) / w.Old.Calls
 			next = min(next, s+wait)
 		}
 	}
 	gd.nextCheck.Store(next)
 	gd.mu.Unlock()
-	gd.trip(v)
+	gd.trip(reason)
 }
 
-// lookLocked runs the z-test on the window w, at the counts cur, with the
-// error rate that the spending function gives this look. gd.mu must be
-// held.
-func (gd *guard) lookLocked(cur, w totals) verdict {
+// lookLocked runs the next look of the z-test on the window w, at the
+// counts cur, and returns the reason to trip, or "". gd.mu must be held.
+func (gd *guard) lookLocked(cur, w Counts) string {
 	gd.looks++
-	n := float64(cur.new.n - gd.base.new.n)
-	a := gd.spent(n) - gd.spent(gd.lastN)
+	n := cur.New.Calls - gd.base.New.Calls
+	l := gd.test.Look(gd.looks, gd.lastN, n, w)
 	gd.lastN = n
-	z, crit := zScore(w), criticalZ(a)
-	gd.lastZ, gd.lastCrit = z, crit
-	if z < crit {
-		return verdict{}
-	}
-	p := fisherP(w)
-	gd.lastP = p
-	if p > a {
-		return verdict{}
-	}
-	return verdict{fmt.Sprintf("%s, z=%.1f (limit %.2f at look %d; Fisher p=%.2g)", rates(w), z, crit, gd.looks, p)}
+	gd.lastZ, gd.lastCrit = l.Z, l.Critical
+	return l.Reason
 }
 
-// spent is the error rate spent by the time the new arm has made n calls
-// since the guard started or the gate resumed: α·n²/(n²+n₀²), with n₀ = 4
-// × the minimum samples. It rises from 0 to α/2 at n₀ and tends to α, so
-// all looks together spend at most α.
-func (gd *guard) spent(n float64) float64 {
-	n0 := 4 * float64(gd.cfg.minSamples)
-	return gd.alpha * n * n / (n*n + n0*n0)
-}
-
-// trip kills the gate for v, if v says so and the gate is alive. The trip
-// is recorded before the kill, so a Resume that follows the kill always
-// finds it to clear.
-func (gd *guard) trip(v verdict) {
-	if v.reason == "" {
+// trip kills the gate for reason, if it is not empty and the gate is
+// alive. The trip is recorded before the kill, so a Resume that follows
+// the kill always finds it to clear.
+func (gd *guard) trip(reason string) {
+	if reason == "" {
 		return
 	}
 	gd.mu.Lock()
@@ -421,13 +348,13 @@ func (gd *guard) trip(v verdict) {
 		gd.mu.Unlock()
 		return
 	}
-	gd.tripped = v.reason
+	gd.tripped = reason
 	gd.mu.Unlock()
-	if gd.g.kill(KilledByGuard, v.reason) {
+	if gd.g.kill(KilledByGuard, reason) {
 		gd.g.notify()
 	} else {
 		gd.mu.Lock() // the gate was already killed: not the guard's verdict
-		if gd.tripped == v.reason {
+		if gd.tripped == reason {
 			gd.tripped = ""
 		}
 		gd.mu.Unlock()
@@ -438,13 +365,13 @@ func (gd *guard) trip(v verdict) {
 // cannot trip the guard again.
 func (gd *guard) reset() {
 	gd.mu.Lock()
-	cur := gd.totals()
+	cur := gd.stats.counts()
 	gd.base, gd.stepBase = cur, cur
 	gd.snaps = gd.snaps[:0]
 	gd.looks, gd.lastN = 0, 0
-	gd.lastZ, gd.lastCrit, gd.lastP = 0, 0, 0
+	gd.lastZ, gd.lastCrit = 0, 0
 	gd.tripped = ""
-	gd.due, gd.waiting = gd.seq.Load()+gd.cfg.checkEvery, false
+	gd.due, gd.waiting = gd.seq.Load()+gd.test.cfg.checkEvery, false
 	gd.nextCheck.Store(gd.due)
 	gd.mu.Unlock()
 }
@@ -457,14 +384,14 @@ func (gd *guard) reset() {
 func (gd *guard) allowPromotion(next int, now time.Time) (bool, string) {
 	gd.mu.Lock()
 	defer gd.mu.Unlock()
-	cur := gd.totals()
-	w := cur.sub(gd.windowBaseLocked())
-	least := gd.cfg.minSamples
-	if since := cur.new.n - gd.stepBase.new.n; since < least {
+	cur := gd.stats.counts()
+	w := cur.Sub(gd.windowBaseLocked())
+	least := gd.test.cfg.minSamples
+	if since := cur.New.Calls - gd.stepBase.New.Calls; since < least {
 		return false, fmt.Sprintf("guard: under-sampled: new arm has %d of %d calls since the last promotion", since, least)
 	}
-	if w.old.n < least {
-		return false, fmt.Sprintf("guard: under-sampled: old arm has %d of %d calls in the window", w.old.n, least)
+	if w.Old.Calls < least {
+		return false, fmt.Sprintf("guard: under-sampled: old arm has %d of %d calls in the window", w.Old.Calls, least)
 	}
 	if z := zScore(w); z >= gd.zHold {
 		return false, fmt.Sprintf("guard: unhealthy: %s, z=%.1f (hold at %.2f)", rates(w), z, gd.zHold)
@@ -513,17 +440,16 @@ func (g *Gate) Guard() (st GuardStatus, ok bool) {
 	}
 	gd.mu.Lock()
 	defer gd.mu.Unlock()
-	w := gd.totals().sub(gd.windowBaseLocked())
-	conv := func(a armTotals) ArmCounts { return ArmCounts{a.n, a.fail, a.panics, a.mismatches} }
-	return GuardStatus{Old: conv(w.old), New: conv(w.new), Looks: gd.looks,
+	w := gd.stats.counts().Sub(gd.windowBaseLocked())
+	return GuardStatus{Old: w.Old, New: w.New, Looks: gd.looks,
 		Z: gd.lastZ, Critical: gd.lastCrit, Tripped: gd.tripped}, true
 }
 
 // zScore is the one-sided two-proportion z statistic of the new arm's
 // failure rate over the old arm's, with the pooled standard error.
-func zScore(w totals) float64 {
-	n1, f1 := float64(w.new.n), float64(min(w.new.fail, w.new.n))
-	n0, f0 := float64(w.old.n), float64(min(w.old.fail, w.old.n))
+func zScore(w Counts) float64 {
+	n1, f1 := float64(w.New.Calls), float64(min(w.New.Failures, w.New.Calls))
+	n0, f0 := float64(w.Old.Calls), float64(min(w.Old.Failures, w.Old.Calls))
 	if n1 == 0 || n0 == 0 {
 		return 0
 	}
@@ -543,11 +469,11 @@ func criticalZ(a float64) float64 { return math.Sqrt2 * math.Erfcinv(2*a) }
 // fails more often than the old: P(X ≥ new failures) for X hypergeometric
 // (the failures of both arms drawn at random between them). It confirms the
 // z-test where the normal approximation is poor, with few failures.
-func fisherP(w totals) float64 {
-	n1 := w.new.n
-	big := n1 + w.old.n
-	k := min(w.new.fail, n1) + min(w.old.fail, w.old.n) // failures of both arms
-	x := min(w.new.fail, n1)
+func fisherP(w Counts) float64 {
+	n1 := w.New.Calls
+	big := n1 + w.Old.Calls
+	k := min(w.New.Failures, n1) + min(w.Old.Failures, w.Old.Calls) // failures of both arms
+	x := min(w.New.Failures, n1)
 	if x <= 0 {
 		return 1
 	}
@@ -576,9 +502,9 @@ func lchoose(n, k int64) float64 {
 
 // rates states both arms' failure rates, as in
 // "new 4.1% failures (41/1000) vs old 0.2% (2/1000)".
-func rates(w totals) string {
+func rates(w Counts) string {
 	return fmt.Sprintf("new %s failures (%d/%d) vs old %s (%d/%d)",
-		pct(w.new.fail, w.new.n), w.new.fail, w.new.n, pct(w.old.fail, w.old.n), w.old.fail, w.old.n)
+		pct(w.New.Failures, w.New.Calls), w.New.Failures, w.New.Calls, pct(w.Old.Failures, w.Old.Calls), w.Old.Failures, w.Old.Calls)
 }
 
 func pct(f, n int64) string {

@@ -25,19 +25,28 @@ func (a ArmCounts) add(b ArmCounts, sign int64) ArmCounts {
 		a.Panics + sign*b.Panics, a.Mismatches + sign*b.Mismatches}
 }
 
-func (c Counts) totals() totals {
-	t := func(a ArmCounts) armTotals { return armTotals{a.Calls, a.Failures, a.Panics, a.Mismatches} }
-	return totals{t(c.Old), t(c.New)}
-}
-
 // Counts returns the calls that the gate's Paths have recorded since the
 // gate was created, by arm, counted as its guard counts them: the new
 // arm's Failures include its Shadow mismatches. It reads atomic counters
 // only, so it may be called at any rate.
-func (g *Gate) Counts() Counts {
-	t := (&guard{stats: g.stats}).totals()
-	conv := func(a armTotals) ArmCounts { return ArmCounts{a.n, a.fail, a.panics, a.mismatches} }
-	return Counts{conv(t.old), conv(t.new)}
+func (g *Gate) Counts() Counts { return g.stats.counts() }
+
+// counts reads the cumulative counts of both arms.
+func (s *runStats) counts() Counts {
+	var c Counts
+	for a, ac := range []*ArmCounts{&c.Old, &c.New} {
+		for o := range numOutcomes {
+			n := s.calls.Load(callIndex(arm(a), o))
+			ac.Calls += n
+			if o != outOK {
+				ac.Failures += n
+			}
+		}
+		ac.Panics = s.calls.Load(callIndex(arm(a), outPanic))
+	}
+	c.New.Mismatches = s.mismatches.Load(0)
+	c.New.Failures += c.New.Mismatches
+	return c
 }
 
 // GuardTest is the statistics of the guard that WithGuard adds, for counts
@@ -95,7 +104,15 @@ type Look struct {
 // Limits checks the absolute limits (WithMaxPanics, WithMaxMismatchRatio)
 // on the window w. The reason is empty if none is reached.
 func (t *GuardTest) Limits(w Counts) string {
-	return (&guard{cfg: t.cfg}).limitsLocked(w.totals()).reason
+	c := t.cfg
+	if c.maxPanics > 0 && w.New.Panics >= c.maxPanics {
+		return fmt.Sprintf("new arm panics: %d in %d calls (limit %d)", w.New.Panics, w.New.Calls, c.maxPanics)
+	}
+	if c.maxMismatch > 0 && w.New.Calls >= c.minSamples && float64(w.New.Mismatches) >= c.maxMismatch*float64(w.New.Calls) {
+		return fmt.Sprintf("new %s mismatches (%d/%d), limit %s",
+			pct(w.New.Mismatches, w.New.Calls), w.New.Mismatches, w.New.Calls, pctf(c.maxMismatch))
+	}
+	return ""
 }
 
 // Ready reports whether the window w holds the minimum samples of both
@@ -111,19 +128,26 @@ func (t *GuardTest) Ready(w Counts) bool {
 // timed by call counts alone trip a new arm no worse than the old one with
 // a chance of at most 1 − confidence in all.
 func (t *GuardTest) Look(look int, prev, n int64, w Counts) Look {
-	gd := &guard{cfg: t.cfg, alpha: t.alpha}
-	a := gd.spent(float64(n)) - gd.spent(float64(prev))
-	tw := w.totals()
-	z, crit := zScore(tw), criticalZ(a)
+	a := t.spent(float64(n)) - t.spent(float64(prev))
+	z, crit := zScore(w), criticalZ(a)
 	l := Look{Z: z, Critical: crit}
 	if z < crit {
 		return l
 	}
-	l.P = fisherP(tw)
+	l.P = fisherP(w)
 	if l.P > a {
 		return l
 	}
 	l.Trip = true
-	l.Reason = fmt.Sprintf("%s, z=%.1f (limit %.2f at look %d; Fisher p=%.2g)", rates(tw), z, crit, look, l.P)
+	l.Reason = fmt.Sprintf("%s, z=%.1f (limit %.2f at look %d; Fisher p=%.2g)", rates(w), z, crit, look, l.P)
 	return l
+}
+
+// spent is the error rate spent by the time the new arm has made n calls
+// since the test started: α·n²/(n²+n₀²), with n₀ = 4 × the minimum
+// samples. It rises from 0 to α/2 at n₀ and tends to α, so all looks
+// together spend at most α.
+func (t *GuardTest) spent(n float64) float64 {
+	n0 := 4 * float64(t.cfg.minSamples)
+	return t.alpha * n * n / (n*n + n0*n0)
 }
