@@ -67,6 +67,7 @@ func TestSecurityHeaders(t *testing.T) {
 		"X-Frame-Options":         "DENY",
 		"X-Content-Type-Options":  "nosniff",
 		"Cache-Control":           "no-store",
+		"Referrer-Policy":         "no-referrer",
 	}
 	h := console.Handler(newRegistry(t), authorize)
 	kill := url.Values{"reason": {"INC-1"}, "confirm": {"yes"}}

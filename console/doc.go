@@ -47,5 +47,6 @@
 // allows no script, no frame and no form target outside the console
 // ("default-src 'none'; style-src 'self'; form-action 'self';
 // frame-ancestors 'none'; base-uri 'none'"), X-Frame-Options: DENY,
-// X-Content-Type-Options: nosniff and Cache-Control: no-store.
+// X-Content-Type-Options: nosniff, Cache-Control: no-store and
+// Referrer-Policy: no-referrer.
 package console
