@@ -86,12 +86,6 @@ func TestUnknownIncident(t *testing.T) {
 	}
 }
 
-// i5Figures runs I5 with args and returns its figures by name.
-func i5Figures(t *testing.T, args ...string) map[string]figure {
-	t.Helper()
-	return figures(t, "I5", args...)
-}
-
 // figures runs incident id with args and returns its figures by name.
 func figures(t *testing.T, id string, args ...string) map[string]figure {
 	t.Helper()
@@ -150,7 +144,7 @@ func checkI5Notes(t *testing.T, out, store string) {
 
 // TestI5Fleet runs I5 on the in-memory store.
 func TestI5Fleet(t *testing.T) {
-	checkI5(t, i5Figures(t))
+	checkI5(t, figures(t, "I5"))
 	if code, out := tour(t, "-only", "I5"); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	} else {
@@ -162,17 +156,13 @@ func TestI5Fleet(t *testing.T) {
 // deleted its keys.
 func TestI5Redis(t *testing.T) {
 	addr := startRedis(t)
-	checkI5(t, i5Figures(t, "-redis", addr))
+	checkI5(t, figures(t, "I5", "-redis", addr))
 	code, out := tour(t, "-only", "I5", "-redis", addr)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	checkI5Notes(t, out, "Redis "+addr)
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	defer client.Close()
-	if n, err := client.DBSize(t.Context()).Result(); err != nil || n != 0 {
-		t.Errorf("%d keys left in Redis (err %v), want none", n, err)
-	}
+	noKeysLeft(t, addr)
 }
 
 // checkI2Fleet checks the fleet figures of I2: the fleet guard's kill
@@ -246,6 +236,13 @@ func TestI2Redis(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	checkI2Notes(t, out, "Redis "+addr)
+	noKeysLeft(t, addr)
+}
+
+// noKeysLeft checks that the run deleted every key it made in the Redis at
+// addr.
+func noKeysLeft(t *testing.T, addr string) {
+	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	defer client.Close()
 	if n, err := client.DBSize(t.Context()).Result(); err != nil || n != 0 {
