@@ -375,15 +375,22 @@ func (b *Breaker) flush(span trace.Span) {
 		if !b.dispatch.TryLock() {
 			return
 		}
-		b.pendingMu.Lock()
-		batch := b.pending
-		b.pending = nil
-		b.pendingN.Store(0)
-		b.pendingMu.Unlock()
-		for _, t := range batch {
-			b.report(t, span)
-		}
-		b.dispatch.Unlock()
+		b.dispatchPending(span)
+	}
+}
+
+// dispatchPending reports the queued transitions; b.dispatch is held. A
+// callback that panics drops the rest of its batch, and the lock is released
+// so that later transitions are still reported.
+func (b *Breaker) dispatchPending(span trace.Span) {
+	defer b.dispatch.Unlock()
+	b.pendingMu.Lock()
+	batch := b.pending
+	b.pending = nil
+	b.pendingN.Store(0)
+	b.pendingMu.Unlock()
+	for _, t := range batch {
+		b.report(t, span)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,6 +282,41 @@ func TestCallbackMayCallState(t *testing.T) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("callbacks = %v, want %v", got, want)
+		}
+	})
+}
+
+// TestCallbackPanicDoesNotStopReports: a state-change callback that panics
+// panics out of the call that dispatched it, and the breaker goes on
+// dispatching later transitions to the callback, the metric and the log.
+func TestCallbackPanicDoesNotStopReports(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := metrictest.New(t)
+		var got []string
+		b := mustNew(t, breaker.WithConsecutiveFailures(1), breaker.WithOpenDuration(time.Second),
+			breaker.WithMeterProvider(reader),
+			breaker.WithOnStateChange(func(_ string, from, to breaker.State) {
+				got = append(got, from.String()+">"+to.String())
+				if to == breaker.Open {
+					panic("callback bug")
+				}
+			}))
+		ctx := context.Background()
+		func() {
+			defer func() {
+				if v := recover(); v != "callback bug" {
+					t.Fatalf("recovered %v, want the callback's panic", v)
+				}
+			}()
+			_ = b.Do(ctx, fail) // closed -> open: the callback panics
+		}()
+		time.Sleep(2 * time.Second)
+		_ = b.Do(ctx, ok) // open -> half-open -> closed
+		if want := []string{"closed>open", "open>half-open", "half-open>closed"}; !slices.Equal(got, want) {
+			t.Fatalf("callbacks = %v, want %v", got, want)
+		}
+		if n := reader.Total("blastradius.breaker.transitions"); n != 3 {
+			t.Fatalf("transitions counted = %d, want 3", n)
 		}
 	})
 }

@@ -268,7 +268,8 @@ func WithClassifier(f Classifier) Option {
 // WithOnStateChange registers f to be called on every state transition. f
 // runs after gobreaker has released its lock, in transition order, on the
 // goroutine whose call caused or observed the transition; it may call the
-// breaker's methods. Nil means no callback.
+// breaker's methods. A panic in f goes up through that call, and later
+// transitions are still reported. Nil means no callback.
 func WithOnStateChange(f func(name string, from, to State)) Option {
 	return option(func(c *config) error { c.onChange = f; return nil })
 }
