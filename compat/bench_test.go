@@ -58,25 +58,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkDecodePaired(b *testing.B) {
 	for _, c := range benchCases(b) {
 		b.Run("token="+c.name, func(b *testing.B) {
-			const block = 32
-			var direct, viaCompat []float64
-			for done := 0; done < b.N; done += block {
-				for i, f := range []decodeFunc{c.direct, c.compat} {
-					start := time.Now()
-					for range block {
-						if err := f(c.in); err != nil {
-							b.Fatal(err)
-						}
-					}
-					ns := float64(time.Since(start).Nanoseconds()) / block
-					if i == 0 {
-						direct = append(direct, ns)
-					} else {
-						viaCompat = append(viaCompat, ns)
-					}
-				}
-			}
-			d, v := median(direct), median(viaCompat)
+			d, v := paired(b, func() { mustDecode(b, c.direct, c.in) }, func() { mustDecode(b, c.compat, c.in) })
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(d, "direct-ns/op")
 			b.ReportMetric(v, "compat-ns/op")
@@ -99,32 +81,45 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatalf("%s: %v", c.name, err)
 		}
 		b.Run("token="+c.name, func(b *testing.B) {
-			const block = 32
-			var dec, ver []float64
 			b.ReportAllocs()
-			for done := 0; done < b.N; done += 2 * block {
-				start := time.Now()
-				for range block {
-					if err := c.compat(c.in); err != nil {
-						b.Fatal(err)
-					}
+			d, v := paired(b, func() { mustDecode(b, c.compat, c.in) }, func() {
+				if err := c.verify(tok); err != nil {
+					b.Fatal(err)
 				}
-				mid := time.Now()
-				for range block {
-					if err := c.verify(tok); err != nil {
-						b.Fatal(err)
-					}
-				}
-				dec = append(dec, float64(mid.Sub(start).Nanoseconds())/block)
-				ver = append(ver, float64(time.Since(mid).Nanoseconds())/block)
-			}
-			d, v := median(dec), median(ver)
+			})
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(d, "decode-ns/op")
 			b.ReportMetric(v, "verify-ns/op")
 			b.ReportMetric(v-d, "added-ns/op")
 			b.ReportMetric(v/d, "verify/decode")
 		})
+	}
+}
+
+// paired calls x and y in alternating blocks of 32 calls each, b.N calls in
+// all, and returns the median per-call time of each in nanoseconds, so that
+// load from other processes on a shared machine hits both sides alike.
+func paired(b *testing.B, x, y func()) (xNs, yNs float64) {
+	const block = 32
+	var xs, ys []float64
+	for done := 0; done < b.N; done += 2 * block {
+		start := time.Now()
+		for range block {
+			x()
+		}
+		mid := time.Now()
+		for range block {
+			y()
+		}
+		xs = append(xs, float64(mid.Sub(start).Nanoseconds())/block)
+		ys = append(ys, float64(time.Since(mid).Nanoseconds())/block)
+	}
+	return median(xs), median(ys)
+}
+
+func mustDecode(b *testing.B, f decodeFunc, in []byte) {
+	if err := f(in); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -227,21 +222,7 @@ func BenchmarkVerifyBad(b *testing.B) {
 			b.Fatalf("%s: %v", c.name, err)
 		}
 		b.Run("token="+c.name, func(b *testing.B) {
-			const block = 32
-			var good, bad []float64
-			for done := 0; done < b.N; done += 2 * block {
-				start := time.Now()
-				for range block {
-					_ = verify(valid)
-				}
-				mid := time.Now()
-				for range block {
-					_ = verify(c.tok)
-				}
-				good = append(good, float64(mid.Sub(start).Nanoseconds())/block)
-				bad = append(bad, float64(time.Since(mid).Nanoseconds())/block)
-			}
-			g, v := median(good), median(bad)
+			g, v := paired(b, func() { _ = verify(valid) }, func() { _ = verify(c.tok) })
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(g, "valid-ns/op")
 			b.ReportMetric(v, "bad-ns/op")
