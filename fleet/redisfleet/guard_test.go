@@ -466,3 +466,60 @@ func TestGuardHolderDiesMidVerdict(t *testing.T) {
 		})
 	}
 }
+
+// Redis is wiped (FLUSHALL) in the middle of a guarded rollout: the
+// instances write their cumulative counts again, a guard takes the lease
+// anew, a healthy rollout is not killed, a bad new arm still is, by the
+// pooled counts of both instances, and the counts in Redis end equal to
+// the instances' own: the wipe lost none.
+func TestGuardStoreWiped(t *testing.T) {
+	srv := redistest.StartT(t)
+	ns := []*guardedNode{newGuardedNode(t, srv.Addr, "i0", nil), newGuardedNode(t, srv.Addr, "i1", nil)}
+	waitFor(t, 10*time.Second, "a holder with a look", func() bool {
+		return ns[0].g.Status().Looks+ns[1].g.Status().Looks >= 1
+	})
+	newCalls := func() (n int64) {
+		for _, gn := range ns {
+			n += gn.gate(t, "checkout-v2").Counts().New.Calls
+		}
+		return n
+	}
+	if err := newClient(t, srv.Addr).FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	atWipe := newCalls()
+	reader := newStore(t, srv.Addr)
+	waitFor(t, 5*time.Second, "both instances' counts in Redis again, a holder, 4000 more calls of the new arm", func() bool {
+		_, writers := pooledCounts(t, reader, "checkout-v2")
+		holder := ns[0].g.Status().Holder || ns[1].g.Status().Holder
+		return writers == len(ns) && holder && newCalls() >= atWipe+4000
+	})
+	for _, gn := range ns {
+		if st := gn.gate(t, "checkout-v2").Status(); st.Killed {
+			t.Fatalf("%s: healthy rollout killed after the wipe: %s", gn.id, st.Reason)
+		}
+	}
+	for _, gn := range ns {
+		gn.failEvery.Store(10)
+	}
+	waitFor(t, 10*time.Second, "the fleet kill", func() bool {
+		return ns[0].gate(t, "checkout-v2").Status().Killed && ns[1].gate(t, "checkout-v2").Status().Killed
+	})
+	if st := ns[0].gate(t, "checkout-v2").Status(); !strings.Contains(st.Reason, "fleet guard: new") || !strings.Contains(st.Reason, "pooled from 2 instances") {
+		t.Errorf("kill reason %q", st.Reason)
+	}
+	for _, gn := range ns {
+		gn.stopTraffic()
+	}
+	var sum rollout.Counts
+	for _, gn := range ns {
+		sum = sum.Add(gn.gate(t, "checkout-v2").Counts())
+	}
+	waitFor(t, 5*time.Second, "pooled counts equal the instances' sum", func() bool {
+		pooled, _ := pooledCounts(t, reader, "checkout-v2")
+		if exceeds(pooled, sum) {
+			t.Fatalf("pooled counts %+v exceed the instances' sum %+v", pooled, sum)
+		}
+		return pooled == sum
+	})
+}
