@@ -27,8 +27,6 @@ type cacheRecord struct {
 	Published time.Time `json:"published,omitzero"`
 }
 
-func marshalJSON(v any) ([]byte, error) { return json.Marshal(v) }
-
 // encodeCache encodes a snapshot as a cache file.
 func encodeCache(s Snapshot) ([]byte, error) {
 	c := cacheFile{Epoch: s.Epoch, Version: s.Version, Records: make([]cacheRecord, len(s.Records))}

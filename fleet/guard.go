@@ -276,7 +276,7 @@ func (gd *Guard) Run(ctx context.Context) error {
 	}
 }
 
-// step is one batch: send the counts, take or renew the lease, verdictState.
+// step is one batch: send the counts, take or renew the lease, judge.
 func (gd *Guard) step(ctx context.Context) {
 	own := gd.counts()
 	killed := gd.gate.Status().Killed

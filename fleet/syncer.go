@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -454,7 +455,7 @@ func (s *Syncer) reject(epoch string, r Record, op string, err error) {
 func (s *Syncer) heartbeat(ctx context.Context, stopped bool) {
 	in := s.Status()
 	in.Stopped = stopped
-	val, err := marshalJSON(in)
+	val, err := json.Marshal(in)
 	if err != nil {
 		s.storeError(opHeartbeat, err)
 		return
