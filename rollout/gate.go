@@ -290,15 +290,7 @@ func (g *Gate) sample() {
 // the schedule, if any: an operator's setting is not overridden by the ramp.
 // On a killed gate it changes the percent that Resume restores. An invalid
 // percent wraps ErrInvalidConfig and ErrOutOfRange and changes nothing.
-func (g *Gate) SetPercent(p float64) error {
-	u, err := checkPercent(p)
-	if err != nil {
-		return err
-	}
-	g.setUnits(u, KilledByCall)
-	g.notify()
-	return nil
-}
+func (g *Gate) SetPercent(p float64) error { return g.SetPercentBy(KilledByCall, p) }
 
 // SetPercentBy is SetPercent on behalf of source, which History and the
 // logs record: KilledByCall, KilledByGuard or KilledByFleet (package fleet
@@ -343,11 +335,7 @@ func (g *Gate) setUnits(u uint32, source string) {
 // Enabled call that starts after Kill returns returns false, on every
 // goroutine. The schedule stops advancing until Resume. Killing a killed
 // gate changes nothing and keeps the first reason.
-func (g *Gate) Kill(reason string) {
-	if g.kill(KilledByCall, reason) {
-		g.notify()
-	}
-}
+func (g *Gate) Kill(reason string) { _ = g.KillBy(KilledByCall, reason) }
 
 // KillBy is Kill on behalf of source, which Status.KilledBy, History and
 // the reason attribute of blastradius.rollout.kills record: KilledByCall,
@@ -388,11 +376,7 @@ func (g *Gate) kill(source, reason string) bool {
 // Resume lifts a kill: the gate enables keys at its percent again. A
 // schedule resumes at the step where it stopped, whose hold starts again at
 // the time of Resume. Resuming a live gate changes nothing.
-func (g *Gate) Resume() {
-	if g.resume(KilledByCall, false) {
-		g.notify()
-	}
-}
+func (g *Gate) Resume() { _ = g.ResumeBy(KilledByCall) }
 
 // ResumeBy is Resume on behalf of source, which History records:
 // KilledByCall, KilledByGuard or KilledByFleet (package fleet applies a
