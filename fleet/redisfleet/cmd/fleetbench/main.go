@@ -35,6 +35,9 @@ type quietLogger struct{}
 func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func main() {
+	// Once per process: these set the global loggers of slog and go-redis.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	redis.SetLogger(quietLogger{})
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "fleetbench:", err)
 		os.Exit(1)
@@ -63,8 +66,6 @@ func run(args []string, out io.Writer) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	slog.SetDefault(slog.New(slog.DiscardHandler))
-	redis.SetLogger(quietLogger{})
 	path, err := redistest.Lookup()
 	if err != nil {
 		return err

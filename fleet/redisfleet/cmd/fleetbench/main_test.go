@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/blastradius/blastradius/fleet/redisfleet/internal/redistest"
 )
 
 func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	redis.SetLogger(quietLogger{})
 	goleak.VerifyTestMain(m)
 }
 
