@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -156,7 +157,7 @@ func newAPI(mp *sdkmetric.MeterProvider, logger *slog.Logger, inventoryURL strin
 	stock, err := rollout.NewPath(gate, rollout.Arms[string, string]{
 		Old: func(_ context.Context, item string) (string, error) { return "in stock (cached)", nil },
 		New: func(ctx context.Context, item string) (string, error) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, inventoryURL+"/?item="+item, nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, inventoryURL+"/?"+url.Values{"item": {item}}.Encode(), nil)
 			if err != nil {
 				return "", err
 			}

@@ -4,14 +4,20 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.uber.org/goleak"
 )
 
@@ -210,4 +216,38 @@ func post(t *testing.T, url, token string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestItemReachesInventory: the item of GET /stock reaches the inventory
+// service as it was asked for, whatever its characters.
+func TestItemReachesInventory(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	inventory := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Query()["item"]...)
+		mu.Unlock()
+	}))
+	defer inventory.Close()
+	mp := sdkmetric.NewMeterProvider()
+	defer mp.Shutdown(context.Background())
+	api, _, err := newAPI(mp, slog.New(slog.DiscardHandler), inventory.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := []string{"apple", "a&item=b", "pear#1", "x y+z"}
+	for _, item := range items {
+		req := httptest.NewRequest(http.MethodGet, "/stock?"+url.Values{"item": {item}}.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer alice")
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("item %q: %d %s", item, rec.Code, rec.Body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, items) {
+		t.Errorf("the inventory was asked for %q, want %q", got, items)
+	}
 }
