@@ -1,28 +1,13 @@
 package fleet_test
 
 import (
-	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
-	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/rollout"
 )
-
-// runGuard runs a fleet Guard of gate as process id; stop ends it, as the
-// process's death would.
-func runGuard(t *testing.T, store fleet.GuardStore, gate *rollout.Gate, id string, tr *traffic) (g *fleet.Guard, stop func()) {
-	t.Helper()
-	g, err := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID(id), fleet.WithBatchInterval(time.Second),
-		fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fleet.SetCounts(g, tr.next)
-	return g, fleettest.Run(t, g)
-}
 
 func (tr *traffic) total() rollout.Counts {
 	tr.mu.Lock()
@@ -43,12 +28,12 @@ func TestGuardFoldsVanishedCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		trA, trB, trC := &traffic{}, &traffic{}, &traffic{}
-		_, stopA := runGuard(t, store, gate, "i0", trA)
+		_, stopA := runGuard(t, store, gate, trA, fleet.WithGuardInstanceID("i0"))
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
 		stopA()
 		lateA, _ := store.Counts(t.Context(), guarded) // A's last write, to replay late
-		gB, stopB := runGuard(t, store, gate, "i0", trB)
+		gB, stopB := runGuard(t, store, gate, trB, fleet.WithGuardInstanceID("i0"))
 
 		time.Sleep(fleet.FoldAfter + 2*time.Minute)
 		synctest.Wait()
@@ -91,7 +76,7 @@ func TestGuardFoldsVanishedCounts(t *testing.T) {
 
 		// B dies, C takes over the lease and the folded counts.
 		stopB()
-		gC, _ := runGuard(t, store, gate, "i0", trC)
+		gC, _ := runGuard(t, store, gate, trC, fleet.WithGuardInstanceID("i0"))
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		want = trA.total().Add(trB.total()).Add(trC.total())

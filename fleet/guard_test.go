@@ -49,13 +49,25 @@ func newGuardedNode(t *testing.T, store fleet.GuardStore, id string, tr *traffic
 		t.Fatal(err)
 	}
 	n := startNode(t, store, id, reg)
-	g, err := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID(id), fleet.WithBatchInterval(time.Second),
-		fleet.WithGuardTimeout(testTimeout), fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
+	g, stop := runGuard(t, store, gate, tr, fleet.WithGuardInstanceID(id), fleet.WithGuardTimeout(testTimeout))
+	return &guardedNode{node: n, g: g, stop: stop}
+}
+
+// runGuard runs a fleet Guard of gate on store, with a batch a second, no
+// log and opts, that reads its instance's counts from tr (from gate if tr
+// is nil); stop ends it, as the process's death would, and runs in Cleanup
+// at the latest.
+func runGuard(t *testing.T, store fleet.GuardStore, gate *rollout.Gate, tr *traffic, opts ...fleet.GuardOption) (g *fleet.Guard, stop func()) {
+	t.Helper()
+	base := []fleet.GuardOption{fleet.WithBatchInterval(time.Second), fleet.WithGuardLogger(slog.New(slog.DiscardHandler))}
+	g, err := fleet.NewGuard(store, gate, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet.SetCounts(g, tr.next)
-	return &guardedNode{node: n, g: g, stop: fleettest.Run(t, g)}
+	if tr != nil {
+		fleet.SetCounts(g, tr.next)
+	}
+	return g, fleettest.Run(t, g)
 }
 
 func holders(ns []*guardedNode) (ids []string) {
@@ -396,21 +408,12 @@ func TestGuardTimeoutIndependentOfInterval(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				gate, _ := rollout.New(guarded, rollout.WithPercent(50))
 				store := slowStore{fleet.NewMemoryStore(), tc.delay}
-				tr := &traffic{}
-				g, err := fleet.NewGuard(store, gate, append([]fleet.GuardOption{fleet.WithGuardInstanceID("i0"),
-					fleet.WithBatchInterval(50 * time.Millisecond), fleet.WithGuardLogger(slog.New(slog.DiscardHandler))}, tc.opts...)...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fleet.SetCounts(g, tr.next)
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan error, 1)
-				go func() { done <- g.Run(ctx) }()
+				g, stop := runGuard(t, store, gate, &traffic{}, append([]fleet.GuardOption{fleet.WithGuardInstanceID("i0"),
+					fleet.WithBatchInterval(50 * time.Millisecond)}, tc.opts...)...)
 				time.Sleep(30 * time.Second)
 				synctest.Wait()
 				st := g.Status()
-				cancel()
-				<-done
+				stop()
 				if st.Mode != tc.want || (tc.want == fleet.ModeFleet) != st.Holder {
 					t.Errorf("status %+v, want mode %s", st, tc.want)
 				}
@@ -445,15 +448,7 @@ func TestGuardExposureAtMostEverySecond(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &countingStore{MemoryStore: fleet.NewMemoryStore()}
 		gate, _ := rollout.New(guarded, rollout.WithPercent(50))
-		g, err := fleet.NewGuard(store, gate, fleet.WithGuardInstanceID("i0"),
-			fleet.WithBatchInterval(50*time.Millisecond), fleet.WithGuardLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- g.Run(ctx) }()
-		defer func() { cancel(); <-done }()
+		runGuard(t, store, gate, nil, fleet.WithGuardInstanceID("i0"), fleet.WithBatchInterval(50*time.Millisecond))
 		time.Sleep(10*time.Second + time.Millisecond) // 200 batches
 		synctest.Wait()
 		store.mu.Lock()

@@ -1,31 +1,15 @@
 package fleet_test
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/blastradius/blastradius/fleet"
-	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/rollout"
 )
-
-// startGuard runs a fleet Guard of n's gate on store, reporting through n's
-// Syncer, until the test ends.
-func startGuard(t *testing.T, store fleet.GuardStore, n *node, tr *traffic, mr *metrictest.Reader) *fleet.Guard {
-	t.Helper()
-	g, err := fleet.NewGuard(store, n.gate(t, guarded), fleet.WithSyncer(n.s), fleet.WithBatchInterval(time.Second),
-		fleet.WithGuardLogger(slog.New(slog.DiscardHandler)), fleet.WithGuardMeterProvider(mr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fleet.SetCounts(g, tr.next)
-	fleettest.Run(t, g)
-	return g
-}
 
 // The fleet view shows each instance's guard: who holds the lease, its
 // looks, window and last z, and an instance whose guard cannot reach the
@@ -43,8 +27,10 @@ func TestGuardInFleetView(t *testing.T) {
 		}
 		i0 := startNode(t, mem, "i0", reg())
 		i1 := startNode(t, mem, "i1", reg())
-		startGuard(t, mem, i0, &traffic{}, mr)
-		startGuard(t, faulty, i1, &traffic{}, mr) // i1's guard alone goes through faulty
+		// Each guard reports through its instance's Syncer; i1's alone
+		// goes through faulty.
+		runGuard(t, mem, i0.gate(t, guarded), &traffic{}, fleet.WithSyncer(i0.s), fleet.WithGuardMeterProvider(mr))
+		runGuard(t, faulty, i1.gate(t, guarded), &traffic{}, fleet.WithSyncer(i1.s), fleet.WithGuardMeterProvider(mr))
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/blastradius/blastradius/fleet"
 	"github.com/blastradius/blastradius/internal/fakeclock"
-	"github.com/blastradius/blastradius/internal/fleettest"
 	"github.com/blastradius/blastradius/internal/metrictest"
 	"github.com/blastradius/blastradius/logbudget"
 	"github.com/blastradius/blastradius/rollout"
@@ -128,13 +127,8 @@ func TestGuardLogsThroughOwnBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := fleet.NewGuard(f, gate, fleet.WithGuardInstanceID("i0"), fleet.WithBatchInterval(time.Second),
+		_, stop := runGuard(t, f, gate, &traffic{}, fleet.WithGuardInstanceID("i0"),
 			fleet.WithGuardLogger(slog.New(rec)), fleet.WithGuardMeterProvider(m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fleet.SetCounts(g, (&traffic{}).next)
-		stop := fleettest.Run(t, g)
 		time.Sleep(time.Second / 2) // between batches
 		for range 12 {
 			f.partition()
