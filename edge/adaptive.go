@@ -131,10 +131,11 @@ type limiter struct {
 	cfg   adaptiveConfig
 	epoch time.Time // latencies are measured on the monotonic clock since epoch
 
-	// Written by every request, on a cache line of its own.
-	_      [64]byte
-	window atomic.Uint64 // samples in the window << countShift | their latency sum in latencyUnit
-	_      [56]byte
+	// Written by every request, on a cache line of their own.
+	_       [64]byte
+	samples atomic.Int64 // samples in the window
+	sum     atomic.Int64 // their latency sum, ns (292 years before it wraps)
+	_       [48]byte
 
 	// Read by every request, written rarely.
 	sampleFrom atomic.Int64 // ns since epoch: requests admitted before it are not sampled (a probe moves it)
@@ -198,21 +199,11 @@ func (l *limiter) done(start int64) {
 	if start < l.sampleFrom.Load() {
 		return
 	}
-	d := min(uint64(now-start)/latencyUnit, maxSample)
-	if w := l.window.Add(1<<countShift | d); int64(w>>countShift) >= l.need.Load() && now >= l.closeAt.Load() {
+	l.sum.Add(now - start)
+	if l.samples.Add(1) >= l.need.Load() && now >= l.closeAt.Load() {
 		l.update(now)
 	}
 }
-
-// The window's samples and their latency sum share one word, so that a
-// sample is one atomic add: 24 bits of count, 40 bits of sum in units of
-// 16 ns (about 4.9 hours of latency), each sample at most 2^36 units (18
-// minutes).
-const (
-	countShift  = 40
-	latencyUnit = 16
-	maxSample   = 1 << 36
-)
 
 // release frees a request's slot, or holds it back if the limit owes one.
 func (l *limiter) release() {
@@ -240,12 +231,13 @@ func (l *limiter) update(now int64) {
 	if !l.mu.TryLock() {
 		return
 	}
-	if int64(l.window.Load()>>countShift) < l.need.Load() || now < l.closeAt.Load() {
+	if l.samples.Load() < l.need.Load() || now < l.closeAt.Load() {
 		l.mu.Unlock() // another request closed this window
 		return
 	}
-	w := l.window.Swap(0)
-	n, sum := int64(w>>countShift), int64(w&(1<<countShift-1))*latencyUnit
+	// A sample that lands between the two swaps counts its latency in one
+	// window and itself in the next: an error of one sample in hundreds.
+	n, sum := l.samples.Swap(0), l.sum.Swap(0)
 	reached := l.reached.Swap(false)
 	avg := max(1, sum/max(1, n))
 	if l.probing {

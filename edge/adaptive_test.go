@@ -338,3 +338,28 @@ func TestAdaptiveLimitCountsSlowRequests(t *testing.T) {
 		}
 	})
 }
+
+// TestAdaptiveLimitLongWindowLatency: a window whose latencies add up to
+// more than 4.9 hours (600 requests of 30 s, as when a dependency hangs
+// under a limit of 300) still measures their mean, 30 s, rather than a
+// wrapped-around sum that would read as a fast server.
+func TestAdaptiveLimitLongWindowLatency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := metrictest.New(t)
+		h := edge.Shed(edge.WithAdaptiveLimit(edge.WithLimitBounds(300, 300), edge.WithQueue(300, time.Hour)),
+			edge.WithMeterProvider(m), edge.WithLogger(slog.New(slog.DiscardHandler)))(
+			http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/slow" {
+					time.Sleep(30 * time.Second)
+				}
+			}))
+		burst(h, 10, "/fast") // the first window, the no-load probe, needs 10 samples
+		if v, _ := m.Gauge("blastradius.edge.shed.no_load_latency"); v == 0 {
+			t.Fatal("no-load probe did not close")
+		}
+		burst(h, 600, "/slow") // the next window needs 2 × 300 samples
+		if v, ok := m.Gauge("blastradius.edge.shed.latency"); !ok || v != 30 {
+			t.Errorf("latency %v s (reported %v), want 30", v, ok)
+		}
+	})
+}
