@@ -279,8 +279,9 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 }
 
 // Call is the generic form of Do: it calls fn through b and returns its value.
-// On rejection it returns the zero T and ErrOpen. With retries, the value is
-// the one returned by the last attempt.
+// When the first attempt is rejected it returns the zero T and ErrOpen or
+// ErrThrottled. With retries, the value is the one returned by the last
+// attempt that called fn.
 func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
 	var v T
 	if fn == nil {
