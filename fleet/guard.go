@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -170,7 +171,8 @@ type Guard struct {
 	fleet      *verdictState // the pooled test's state while holding the lease
 	local      *verdictState // the local test's state while the store is unreachable
 
-	m *guardMetrics
+	m       *guardMetrics
+	running atomic.Bool
 
 	mu sync.Mutex
 	st GuardStatus
@@ -258,8 +260,12 @@ func (gd *Guard) Status() GuardStatus {
 }
 
 // Run sends counts and judges every batch interval until ctx is done, then
-// returns ctx.Err(). Run must not be called twice at once.
+// returns ctx.Err(). It returns ErrRunning if the Guard is already running.
 func (gd *Guard) Run(ctx context.Context) error {
+	if !gd.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer gd.running.Store(false)
 	if s := gd.cfg.syncer; s != nil {
 		s.addGuard(gd)
 		defer s.removeGuard(gd)

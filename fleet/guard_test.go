@@ -469,3 +469,18 @@ func TestGuardExposureAtMostEverySecond(t *testing.T) {
 		}
 	})
 }
+
+// A second Run of a running Guard returns ErrRunning at once, as a
+// Syncer's does: two would send the same counts id with clashing sequences.
+func TestGuardRunTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate, _ := rollout.New(guarded, rollout.WithPercent(50))
+		g, _ := runGuard(t, fleet.NewMemoryStore(), gate, &traffic{})
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		if err := g.Run(ctx); err != fleet.ErrRunning {
+			t.Errorf("second Run = %v, want ErrRunning", err)
+		}
+	})
+}

@@ -22,8 +22,9 @@ import (
 	"github.com/blastradius/blastradius/rollout"
 )
 
-// ErrRunning is returned by a second concurrent call of Syncer.Run.
-var ErrRunning = errors.New("fleet: syncer already running")
+// ErrRunning is returned by a second concurrent call of Syncer.Run or
+// Guard.Run.
+var ErrRunning = errors.New("fleet: already running")
 
 // Retry delays of a failed read: doubling from retryMin up to retryMax,
 // each drawn between half and all of it.
