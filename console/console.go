@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/metric/noop"
-
 	"github.com/blastradius/blastradius/fleet"
 	"github.com/blastradius/blastradius/logbudget"
 	"github.com/blastradius/blastradius/rollout"
@@ -355,13 +353,7 @@ func (a *action) parse(r *http.Request) error {
 		if err != nil {
 			return fmt.Errorf("console: percent %q is not a number", s)
 		}
-		// A throwaway gate checks the percent as SetPercent will.
-		g, err := rollout.New("percent-check", rollout.WithLogger(slog.New(slog.DiscardHandler)),
-			rollout.WithMeterProvider(noop.NewMeterProvider()))
-		if err == nil {
-			err = g.SetPercent(p)
-		}
-		if err != nil {
+		if err := rollout.CheckPercent(p); err != nil {
 			return fmt.Errorf("console: %w", err)
 		}
 		a.Percent = p

@@ -157,6 +157,12 @@ func checkName(fn, name string) error {
 	return nil
 }
 
+// CheckName returns the error New would return for name, nil if it is a
+// valid gate name (see New). A tool that names gates elsewhere (a fleet
+// publisher, a config generator) checks it here first. Its error wraps
+// ErrInvalidConfig.
+func CheckName(name string) error { return checkName("CheckName", name) }
+
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }

@@ -228,3 +228,22 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("after Resume the gauge reads %v, want 12.5", got)
 	}
 }
+
+// TestCheckPercent: CheckPercent accepts exactly what SetPercent accepts,
+// with the same error.
+func TestCheckPercent(t *testing.T) {
+	g, err := rollout.New("check-percent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []float64{0, 0.0001, 12.5, 100, -0.0001, 100.0001, 0.00001, math.NaN(), math.Inf(1), math.Inf(-1)} {
+		want := g.SetPercent(p)
+		got := rollout.CheckPercent(p)
+		if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+			t.Errorf("CheckPercent(%v) = %v, SetPercent: %v", p, got, want)
+		}
+		if got != nil && !(errors.Is(got, rollout.ErrInvalidConfig) && errors.Is(got, rollout.ErrOutOfRange)) {
+			t.Errorf("CheckPercent(%v) = %v, want ErrInvalidConfig and ErrOutOfRange", p, got)
+		}
+	}
+}

@@ -30,6 +30,9 @@ func TestNameRefused(t *testing.T) {
 		if g, err := rollout.New(name); !errors.Is(err, rollout.ErrInvalidConfig) || g != nil {
 			t.Errorf("New(%q) = %v, %v; want ErrInvalidConfig", name, g, err)
 		}
+		if err := rollout.CheckName(name); !errors.Is(err, rollout.ErrInvalidConfig) {
+			t.Errorf("CheckName(%q) = %v; want ErrInvalidConfig", name, err)
+		}
 		if err := reg.Retire(name, "x"); !errors.Is(err, rollout.ErrInvalidConfig) {
 			t.Errorf("Retire(%q) = %v; want ErrInvalidConfig", name, err)
 		}
@@ -48,6 +51,9 @@ func TestNameRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range goodNames {
+		if err := rollout.CheckName(name); err != nil {
+			t.Errorf("CheckName(%q) = %v, want nil", name, err)
+		}
 		g, err := rollout.New(name, rollout.WithPercent(100))
 		if err != nil {
 			t.Fatalf("New(%q): %v", name, err)

@@ -288,4 +288,14 @@ func checkPercent(p float64) (uint32, error) {
 	return u, nil
 }
 
+// CheckPercent returns the error SetPercent would return for p, nil if a
+// gate accepts it: a finite percent from 0 to 100, in steps of 0.0001. A
+// tool that sends a percent to gates elsewhere (an admin form, a fleet
+// publisher) checks it here first. Its error matches ErrInvalidConfig and
+// ErrOutOfRange.
+func CheckPercent(p float64) error {
+	_, err := checkPercent(p)
+	return err
+}
+
 func unitsPercent(u uint32) float64 { return float64(u) / 1e4 }
