@@ -1,6 +1,6 @@
 // Package fleettest holds what the tests of fleet, of its store drivers and
-// of the console share: registries of gates to sync, and Syncers run until
-// the test ends.
+// of the console share: registries of gates to sync, and Syncers and Guards
+// run until the test ends.
 package fleettest
 
 import (
