@@ -5,7 +5,9 @@
 // and whether a key was routed to the new path at a moment. Every change
 // waits for the instances to apply it and names those that did not; the
 // exit status is 1 when one did not within -wait (or the store cannot be
-// read), 2 for a usage error.
+// read), 2 for a usage error. A change published without its fleet
+// history entry (the append failed) is live: it is said on stderr, and
+// waited for as any other.
 //
 //	blastradius -redis 127.0.0.1:6379 kill checkout-v2 -reason INC-42
 //	blastradius -redis 127.0.0.1:6379 resume checkout-v2
@@ -23,6 +25,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -215,11 +218,14 @@ func (c *cli) change(ctx context.Context, cmd string, args []string) int {
 		p, err = c.pub.PublishConfig(pctx, doc)
 		what = "published " + pos[0]
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fleet.ErrNoHistory) {
 		fmt.Fprintln(c.errw, "blastradius:", err)
 		return 1
 	}
 	fmt.Fprintf(c.out, "%s: version %d of epoch %s\n", what, p.Version, p.Epoch)
+	if err != nil { // live all the same: wait for the fleet to apply it
+		fmt.Fprintln(c.errw, "blastradius: the change is published, but its fleet history entry is not:", err)
+	}
 	acks, err := c.pub.Wait(pctx, p)
 	if err != nil {
 		fmt.Fprintln(c.errw, "blastradius: the change is published, but the fleet cannot be read:", err)

@@ -352,3 +352,23 @@ func TestRedisDownOrHung(t *testing.T) {
 		}
 	}
 }
+
+// A change that is published but whose fleet history entry cannot be
+// written (here an ACL denies the append) is live: the command says so,
+// waits for the fleet and reports who applied it, as for any change.
+func TestPublishedWithoutHistory(t *testing.T) {
+	srv := redistest.StartT(t)
+	regs := []*rollout.Registry{instance(t, srv.Addr, "api-1", "checkout-v2")}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(t.Context(), "ACL", "SETUSER", "op", "on", ">pw", "~*", "&*", "+@all", "-rpush").Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, out := cmd(t, "redis://op:pw@"+srv.Addr, "kill", "checkout-v2", "-reason", "INC-8")
+	if code != 0 || !strings.Contains(out, "applied on 1/1 instances") || !strings.Contains(out, "published, but its fleet history entry is not") {
+		t.Errorf("kill without history: %d %q", code, out)
+	}
+	if g, _ := regs[0].Gate("checkout-v2"); !g.Status().Killed {
+		t.Error("gate not killed")
+	}
+}
