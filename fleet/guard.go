@@ -359,7 +359,11 @@ func (gd *Guard) fleetStep(ctx context.Context, own rollout.Counts, killed bool)
 			entries[id] = c
 		}
 	}
-	if gd.fleet == nil { // taking over: continue the test where it stopped
+	// Taking over: continue the test where it stopped. A holder whose
+	// state the store lost (it stores its state as soon as it holds the
+	// lease, and nothing deletes it) starts again as a new holder does:
+	// its own state counts calls the store no longer has.
+	if gd.fleet == nil || state == nil {
 		gd.fleet = &verdictState{test: gd.test}
 		if state == nil || json.Unmarshal(state, gd.fleet) != nil {
 			// No state: the rollout's first holder, or a store that lost

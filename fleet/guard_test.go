@@ -484,3 +484,41 @@ func TestGuardRunTwice(t *testing.T) {
 		}
 	})
 }
+
+// The store loses the guard's data (a wipe) while the lease holder lives on
+// and a process whose counts it pooled is gone: the holder starts the test
+// again from the counts the store has, as a new holder would, and stores
+// its state at once. Its own state, which counts the lost process, would
+// hold the test's checkpoints back by all the calls of that process.
+func TestGuardHolderSurvivesWipe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := fleet.NewMemoryStore()
+		gate, _ := rollout.New(guarded, rollout.WithPercent(50))
+		holder, _ := runGuard(t, store, gate, &traffic{}, fleet.WithGuardInstanceID("i0"))
+		time.Sleep(2 * time.Second)
+		_, stopOther := runGuard(t, store, gate, &traffic{}, fleet.WithGuardInstanceID("i1"))
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if st := holder.Status(); !st.Holder || st.Looks == 0 {
+			t.Fatalf("i0 before the wipe: %+v, want the holder with looks", st)
+		}
+		stopOther()
+		all, _ := store.Counts(t.Context(), guarded)
+		for id := range all {
+			if err := store.DeleteCounts(t.Context(), guarded, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if all, _ := store.Counts(t.Context(), guarded); all["~guard"] == nil {
+			t.Errorf("10 s after the wipe the store holds no test state: %v", keys(all))
+		}
+		looks := holder.Status().Looks
+		time.Sleep(50 * time.Second)
+		synctest.Wait()
+		if st := holder.Status(); !st.Holder || st.Looks <= looks {
+			t.Errorf("i0 looks %d 10 s after the wipe, %d 50 s later, want more: %+v", looks, st.Looks, st)
+		}
+	})
+}
