@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/user"
 	"slices"
 	"time"
-
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/blastradius/blastradius/rollout"
 )
@@ -135,10 +132,10 @@ func (p *Publisher) PublishConfig(ctx context.Context, doc []byte) (Published, e
 }
 
 func (p *Publisher) gateOp(ctx context.Context, op Op) (Published, error) {
-	// A throwaway gate checks the name and percent as every instance will.
-	g, err := rollout.New(op.Gate, rollout.WithLogger(slog.New(slog.DiscardHandler)), rollout.WithMeterProvider(noop.NewMeterProvider()))
+	// The name and percent are checked as every instance will check them.
+	err := rollout.CheckName(op.Gate)
 	if err == nil && op.Percent != nil {
-		err = g.SetPercent(*op.Percent)
+		err = rollout.CheckPercent(*op.Percent)
 	}
 	if err != nil {
 		return Published{}, fmt.Errorf("fleet: not published: %w", err)
