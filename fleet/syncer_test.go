@@ -711,3 +711,32 @@ func TestPublisherRefusesBadInput(t *testing.T) {
 		t.Errorf("store at version %d, want nothing published", snap.Version)
 	}
 }
+
+// TestPublisherRefusesBadGateOps: a gate name or percent that every
+// instance would refuse is not published at all.
+func TestPublisherRefusesBadGateOps(t *testing.T) {
+	store := fleet.NewMemoryStore()
+	p, err := fleet.NewPublisher(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"kill ../x":        func() error { _, err := p.Kill(ctx, "../x", "r"); return err },
+		"resume empty":     func() error { _, err := p.Resume(ctx, ""); return err },
+		"percent 101":      func() error { _, err := p.SetPercent(ctx, "checkout-v2", 101); return err },
+		"percent 0.00001":  func() error { _, err := p.SetPercent(ctx, "checkout-v2", 0.00001); return err },
+		"percent bad name": func() error { _, err := p.SetPercent(ctx, "a b", 5); return err },
+	} {
+		if err := call(); !errors.Is(err, rollout.ErrInvalidConfig) || !strings.Contains(err.Error(), "not published") {
+			t.Errorf("%s: err = %v, want a refusal wrapping rollout.ErrInvalidConfig", name, err)
+		}
+	}
+	snap, err := store.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Version != 0 || len(snap.Records) != 0 {
+		t.Errorf("store at version %d with %d records after refusals, want nothing published", snap.Version, len(snap.Records))
+	}
+}
